@@ -1,0 +1,494 @@
+"""Raw SockJS wire-protocol clients, one small class per transport.
+
+A client is one SockJS session. It knows the framing of its transport and nothing else: every
+``a[...]`` frame it receives goes to :meth:`SockJSClient._account`, which updates the run's
+shared :class:`Tally` (arrival count, latency histogram) and the client's own ``last_seen``
+table (the highest sequence number received from each sender, for coverage).
+
+Moves are queued with :meth:`SockJSClient.move` (never blocks); one flush task per client sends
+whatever is pending as one SockJS send (a JSON array of strings), so a client whose previous send
+is still in flight batches its moves the way sockjs-client does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+import time
+from typing import Any, ClassVar
+
+import aiohttp
+import orjson
+
+from .stats import FINE_BUCKETS, FINE_PER_MS, N_BUCKETS, bucket_of
+
+__all__ = [
+    "TRANSPORTS",
+    "EventSourceClient",
+    "SockJSClient",
+    "Tally",
+    "WebSocketClient",
+    "XhrPollingClient",
+    "XhrStreamingClient",
+    "client_class",
+]
+
+_loads = orjson.loads
+_perf_counter = time.perf_counter
+
+SEND_HEADERS = {"Content-Type": "text/plain;charset=UTF-8"}
+
+# A cursor path: 64 points on an ellipse, in page pixels. Each client starts at its own offset.
+_PATH: list[tuple[int, int]] = [
+    (500 + int(400 * math.cos(2 * math.pi * i / 64)), 400 + int(300 * math.sin(2 * math.pi * i / 64)))
+    for i in range(64)
+]
+
+
+class SessionClosed(Exception):
+    """The server closed the SockJS session (a ``c[code,reason]`` frame or a 404)."""
+
+
+class Tally:
+    """Counters shared by every client of one run. Single-threaded: plain attributes.
+
+    ``t0`` is the origin of the run's clock (``time.perf_counter()``); the ``t`` field of every
+    move is milliseconds since ``t0``. Latency is recorded only for moves whose ``t`` lies in
+    ``[win_lo_ms, win_hi_ms)``.
+    """
+
+    __slots__ = (
+        "arrivals",
+        "errors",
+        "foreign",
+        "frames",
+        "hist",
+        "last_error",
+        "lat_max",
+        "lat_sum",
+        "reopens",
+        "t0",
+        "win_hi_ms",
+        "win_lo_ms",
+    )
+
+    def __init__(self, t0: float | None = None) -> None:
+        self.t0 = _perf_counter() if t0 is None else t0
+        self.arrivals = 0  # messages received, all clients
+        self.frames = 0  # message frames received, all clients
+        self.foreign = 0  # messages without the load generator's fields
+        self.hist: list[int] = [0] * N_BUCKETS
+        self.lat_sum = 0.0
+        self.lat_max = 0.0
+        self.win_lo_ms = math.inf
+        self.win_hi_ms = math.inf
+        self.errors = 0
+        self.reopens = 0  # streaming/polling requests after the first
+        self.last_error = ""
+
+    def now_ms(self) -> float:
+        return (_perf_counter() - self.t0) * 1000.0
+
+    def error(self, text: str) -> None:
+        self.errors += 1
+        self.last_error = text
+
+
+def _random_session() -> tuple[str, str]:
+    rnd = random.getrandbits(64)
+    return f"{rnd % 1000:03d}", f"{rnd:016x}"
+
+
+class SockJSClient:
+    """One SockJS session over one transport. Subclasses implement ``_run`` and ``_send``."""
+
+    transport: ClassVar[str] = ""
+    # The string that occurs once per broadcast message inside a frame, as the transport
+    # delivers it (the JSON-escaped key of the field the server adds).
+    _NEEDLE_STR: ClassVar[str] = '\\"sender\\"'
+    _NEEDLE_BYTES: ClassVar[bytes] = b'\\"sender\\"'
+
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        base_url: str,
+        index: int,
+        tally: Tally,
+        *,
+        n_senders: int = 0,
+        observer: bool = True,
+        deadline: float = math.inf,
+    ) -> None:
+        self.http = http
+        self.index = index
+        self.tally = tally
+        server, session = _random_session()
+        self.session_url = f"{base_url.rstrip('/')}/{server}/{session}"
+        # Highest sequence number received per sender index; None for a counting-only client.
+        self.last_seen: list[int] | None = [-1] * n_senders if observer else None
+        self.deadline = deadline  # perf_counter() time after which every loop gives up
+        self.seq = 0  # sequence number of the next move
+        self.pending: list[str] = []
+        self.sending = False
+        self.opened = False
+        self.closed = False
+        self.close_reason = ""
+        self._opened: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._flush_task: asyncio.Task[None] | None = None
+        self._tail = f',\\"c\\":{index}}}"'
+        self._path_offset = (index * 7) & 63
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def open(self, timeout: float = 10.0) -> None:
+        """Open the session; returns once the server's ``o`` frame arrived."""
+        loop = asyncio.get_running_loop()
+        self._opened = loop.create_future()
+        self._task = loop.create_task(self._run_guarded())
+        try:
+            await asyncio.wait_for(asyncio.shield(self._opened), timeout)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Stop receiving and sending. Websocket sessions are closed; HTTP ones are abandoned."""
+        self.closed = True
+        for task in (self._flush_task, self._task):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        self._flush_task = None
+        self._task = None
+
+    async def _run_guarded(self) -> None:
+        try:
+            await self._run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if not self.closed:
+                self.tally.error(f"{self.transport} receive: {exc!r}")
+            self._fail_open(exc)
+        else:
+            self._fail_open(SessionClosed(self.close_reason or "session ended before open"))
+        finally:
+            self.closed = True
+
+    def _fail_open(self, exc: BaseException) -> None:
+        if self._opened is not None and not self._opened.done():
+            self._opened.set_exception(exc)
+            self._opened.exception()  # mark retrieved: the waiter may have timed out already
+
+    async def _run(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- sending -------------------------------------------------------------------------
+
+    def move(self, now_ms: float) -> None:
+        """Queue the next move, stamped ``now_ms``; a flush task sends it."""
+        s = self.seq
+        self.seq = s + 1
+        x, y = _PATH[(s + self._path_offset) & 63]
+        self.pending.append(f'"{{\\"x\\":{x},\\"y\\":{y},\\"t\\":{now_ms:.3f},\\"s\\":{s}' + self._tail)
+        if not self.sending and not self.closed:
+            self.sending = True
+            self._flush_task = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        try:
+            while self.pending and not self.closed:
+                batch = self.pending
+                self.pending = []
+                await self._send("[" + ",".join(batch) + "]")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if not self.closed:
+                self.tally.error(f"{self.transport} send: {exc!r}")
+        finally:
+            self.sending = False
+
+    async def _send(self, body: str) -> None:
+        """Send one SockJS send body (a JSON array of JSON strings) over HTTP."""
+        async with self.http.post(
+            self.session_url + "/xhr_send", data=body.encode(), headers=SEND_HEADERS
+        ) as resp:
+            await resp.read()
+            if resp.status == 404:
+                self.closed = True
+                raise SessionClosed("xhr_send: session not found")
+            if resp.status not in (200, 204):
+                raise RuntimeError(f"xhr_send: HTTP {resp.status}")
+
+    # -- receiving -----------------------------------------------------------------------
+
+    def _control(self, kind: int, frame: str | bytes | memoryview) -> bool:
+        """Handle a non-message frame (``o``, ``h``, ``c``); False when the session ended."""
+        if kind == 0x6F:  # 'o'
+            self.opened = True
+            if self._opened is not None and not self._opened.done():
+                self._opened.set_result(None)
+            return True
+        if kind == 0x63:  # 'c'
+            raw = frame if isinstance(frame, str) else bytes(frame).decode("utf-8", "replace")
+            self.close_reason = raw[1:]
+            if not self.closed:
+                self.tally.error(f"{self.transport}: server closed the session {raw[1:]}")
+            return False
+        return True  # 'h' heartbeat (and the xhr-streaming prelude of 2048 'h')
+
+    def _account(self, msgs: list[Any], now_ms: float) -> None:
+        """Book one frame's messages (the JSON strings of ``a[...]``) for an observer."""
+        tally = self.tally
+        n = len(msgs)
+        tally.arrivals += n
+        tally.frames += 1
+        last = self.last_seen
+        if last is None or n == 0:
+            return
+        objs = _loads("[" + ",".join(msgs) + "]") if n > 1 else [_loads(msgs[0])]
+        lo = tally.win_lo_ms
+        hi = tally.win_hi_ms
+        hist = tally.hist
+        n_senders = len(last)
+        lat_sum = 0.0
+        lat_max = tally.lat_max
+        for m in objs:
+            try:
+                c = m["c"]
+                s = m["s"]
+                t = m["t"]
+            except (KeyError, TypeError, IndexError):
+                tally.foreign += 1
+                continue
+            if type(c) is not int or not 0 <= c < n_senders:
+                tally.foreign += 1
+                continue
+            if s > last[c]:
+                last[c] = s
+            if lo <= t < hi:
+                d = now_ms - t
+                if d < 100.0:
+                    hist[int(d * FINE_PER_MS) if d > 0.0 else 0] += 1
+                else:
+                    hist[bucket_of(d)] += 1
+                lat_sum += d
+                if d > lat_max:
+                    lat_max = d
+        tally.lat_sum += lat_sum
+        tally.lat_max = lat_max
+
+    def _messages_str(self, frame: str) -> None:
+        """An ``a[...]`` frame received as text (websocket)."""
+        if self.last_seen is None:
+            tally = self.tally
+            tally.arrivals += frame.count(self._NEEDLE_STR)
+            tally.frames += 1
+            return
+        now_ms = (_perf_counter() - self.tally.t0) * 1000.0
+        self._account(_loads(frame[1:]), now_ms)
+
+    def _messages_bytes(self, buf: bytes, start: int, end: int) -> None:
+        """An ``a[...]`` frame at ``buf[start:end]`` (``buf[start]`` is the ``a``)."""
+        if self.last_seen is None:
+            tally = self.tally
+            tally.arrivals += buf.count(self._NEEDLE_BYTES, start + 1, end)
+            tally.frames += 1
+            return
+        now_ms = (_perf_counter() - self.tally.t0) * 1000.0
+        self._account(_loads(memoryview(buf)[start + 1 : end]), now_ms)
+
+    def _frame_bytes(self, buf: bytes, start: int, end: int) -> bool:
+        """One frame at ``buf[start:end]``; False when the session ended."""
+        if end <= start:
+            return True
+        kind = buf[start]
+        if kind == 0x61:  # 'a'
+            self._messages_bytes(buf, start, end)
+            return True
+        return self._control(kind, memoryview(buf)[start:end])
+
+    def _alive(self) -> bool:
+        return not self.closed and _perf_counter() < self.deadline
+
+
+class WebSocketClient(SockJSClient):
+    """``/<server>/<session>/websocket``: one SockJS frame per websocket text message."""
+
+    transport = "websocket"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        url = self.session_url + "/websocket"
+        self.ws_url = "ws" + url[4:] if url.startswith("http") else url
+
+    async def _run(self) -> None:
+        ws = await self.http.ws_connect(
+            self.ws_url,
+            autoping=True,
+            heartbeat=None,
+            max_msg_size=0,
+            compress=0,
+            timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
+        )
+        self._ws = ws
+        try:
+            text = aiohttp.WSMsgType.TEXT
+            while self._alive():
+                msg = await ws.receive()
+                if msg.type is not text:
+                    if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
+                                    aiohttp.WSMsgType.CLOSED):
+                        self.close_reason = self.close_reason or f"websocket closed ({ws.close_code})"
+                        return
+                    if msg.type is aiohttp.WSMsgType.ERROR:
+                        raise RuntimeError(f"websocket error: {ws.exception()!r}")
+                    continue
+                frame: str = msg.data
+                if not frame:
+                    continue
+                if frame[0] == "a":
+                    self._messages_str(frame)
+                elif not self._control(ord(frame[0]), frame):
+                    return
+        finally:
+            self._ws = None
+            if not ws.closed:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(ws.close(), 2.0)
+
+    async def _send(self, body: str) -> None:
+        ws = self._ws
+        if ws is None or ws.closed:
+            raise SessionClosed("websocket is not open")
+        await ws.send_str(body)
+
+
+class _StreamingClient(SockJSClient):
+    """Shared loop of the streaming transports: one long response, reopened when it ends."""
+
+    method: ClassVar[str] = "POST"
+    path: ClassVar[str] = ""
+
+    async def _run(self) -> None:
+        first = True
+        while self._alive():
+            if not first:
+                self.tally.reopens += 1
+            first = False
+            async with self.http.request(
+                self.method, self.session_url + self.path, timeout=aiohttp.ClientTimeout()
+            ) as resp:
+                if resp.status == 404:
+                    raise SessionClosed(f"{self.path}: session not found")
+                if resp.status != 200:
+                    raise RuntimeError(f"{self.path}: HTTP {resp.status}")
+                if not await self._read(resp.content):
+                    return
+
+    async def _read(self, content: aiohttp.StreamReader) -> bool:  # pragma: no cover
+        raise NotImplementedError
+
+
+class XhrStreamingClient(_StreamingClient):
+    """POST ``xhr_streaming``: a 2048-byte ``h`` prelude, then newline-terminated frames."""
+
+    transport = "xhr-streaming"
+    path = "/xhr_streaming"
+
+    async def _read(self, content: aiohttp.StreamReader) -> bool:
+        carry = b""
+        while self._alive():
+            chunk = await content.readany()
+            if not chunk:
+                return True  # the server ended the response (response_limit): reopen
+            buf = carry + chunk if carry else chunk
+            start = 0
+            nl = buf.find(b"\n")
+            while nl >= 0:
+                if not self._frame_bytes(buf, start, nl):
+                    return False
+                start = nl + 1
+                nl = buf.find(b"\n", start)
+            carry = buf[start:]
+        return False
+
+
+class EventSourceClient(_StreamingClient):
+    """GET ``eventsource``: a ``\\r\\n`` prelude, then ``data: <frame>\\r\\n\\r\\n`` events."""
+
+    transport = "eventsource"
+    method = "GET"
+    path = "/eventsource"
+
+    async def _read(self, content: aiohttp.StreamReader) -> bool:
+        carry = b""
+        while self._alive():
+            chunk = await content.readany()
+            if not chunk:
+                return True
+            buf = carry + chunk if carry else chunk
+            start = 0
+            end = buf.find(b"\r\n\r\n")
+            while end >= 0:
+                s = start
+                while buf.startswith(b"\r\n", s, end):
+                    s += 2
+                if buf.startswith(b"data: ", s, end):
+                    s += 6
+                    if not self._frame_bytes(buf, s, end):
+                        return False
+                start = end + 4
+                end = buf.find(b"\r\n\r\n", start)
+            carry = buf[start:]
+        return False
+
+
+class XhrPollingClient(SockJSClient):
+    """POST ``xhr`` in a loop: each response is one frame and a newline."""
+
+    transport = "xhr-polling"
+
+    async def _run(self) -> None:
+        url = self.session_url + "/xhr"
+        first = True
+        while self._alive():
+            if not first:
+                self.tally.reopens += 1
+            first = False
+            async with self.http.post(url, timeout=aiohttp.ClientTimeout()) as resp:
+                body = await resp.read()
+                if resp.status == 404:
+                    raise SessionClosed("xhr: session not found")
+                if resp.status != 200:
+                    raise RuntimeError(f"xhr: HTTP {resp.status}")
+            end = len(body)
+            while end > 0 and body[end - 1] == 0x0A:
+                end -= 1
+            if not self._frame_bytes(body, 0, end):
+                return
+
+
+TRANSPORTS: dict[str, type[SockJSClient]] = {
+    cls.transport: cls
+    for cls in (WebSocketClient, XhrStreamingClient, EventSourceClient, XhrPollingClient)
+}
+
+
+def client_class(transport: str) -> type[SockJSClient]:
+    try:
+        return TRANSPORTS[transport]
+    except KeyError:
+        raise ValueError(
+            f"unknown transport {transport!r} (choose from {', '.join(TRANSPORTS)})"
+        ) from None
+
+
+# Keep the fine-bucket arithmetic in _account in step with stats.py.
+assert FINE_BUCKETS == int(100.0 * FINE_PER_MS)

@@ -1,0 +1,126 @@
+"""Mounting a SockJS endpoint on an aiohttp application: the route table of the protocol."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import secrets
+from functools import partial
+
+import orjson
+from aiohttp import hdrs, web
+
+from .http import CONTENT_HTML, CONTENT_JSON, CONTENT_TEXT, NO_CACHE, cache_for_a_year
+from .http import cors_headers, preflight
+from .manager import Handler, SessionManager
+from .options import EndpointOptions
+from .transports import ROUTES
+from .transports.base import TransportHandler
+from .transports.websocket import raw_websocket
+
+_IFRAME = """<!DOCTYPE html>
+<html>
+<head>
+  <meta http-equiv="X-UA-Compatible" content="IE=edge" />
+  <meta http-equiv="Content-Type" content="text/html; charset=UTF-8" />
+  <script src="{sockjs_url}"></script>
+  <script>
+    document.domain = document.domain;
+    SockJS.bootstrap_iframe();
+  </script>
+</head>
+<body>
+  <h2>Don't panic!</h2>
+  <p>This is a SockJS hidden iframe. It's used for cross domain magic.</p>
+</body>
+</html>"""
+
+# Server and session ids: any non-empty segment without dots.
+_SEGMENT = r"[^/.]+"
+
+
+async def greeting(request: web.Request) -> web.Response:
+    return web.Response(text="Welcome to SockJS!\n", content_type="text/plain", charset="UTF-8")
+
+
+async def info(manager: SessionManager, request: web.Request) -> web.Response:
+    options = manager.options
+    body = orjson.dumps(
+        {
+            "websocket": options.websocket_enabled,
+            "cookie_needed": options.cookie_needed,
+            "origins": ["*:*"],
+            "entropy": secrets.randbits(32),
+        }
+    )
+    headers = cors_headers(request, options)
+    headers[hdrs.CACHE_CONTROL] = NO_CACHE
+    headers[hdrs.CONTENT_TYPE] = CONTENT_JSON
+    return web.Response(body=body, headers=headers)
+
+
+async def info_options(manager: SessionManager, request: web.Request) -> web.Response:
+    return preflight(request, manager.options, "OPTIONS, GET")
+
+
+class IframePage:
+    """The page that lets iframe-based transports talk to us from another origin."""
+
+    def __init__(self, sockjs_url: str) -> None:
+        self.body = _IFRAME.format(sockjs_url=html.escape(sockjs_url, quote=True)).encode()
+        self.etag = '"' + hashlib.sha256(self.body).hexdigest()[:32] + '"'
+
+    async def __call__(self, request: web.Request) -> web.Response:
+        headers = cache_for_a_year()
+        headers[hdrs.ETAG] = self.etag
+        if request.headers.get(hdrs.IF_NONE_MATCH) == self.etag:
+            return web.Response(status=304, headers=headers)
+        headers[hdrs.CONTENT_TYPE] = CONTENT_HTML
+        return web.Response(body=self.body, headers=headers)
+
+
+def _bind(handler: TransportHandler, manager: SessionManager) -> TransportHandler:
+    return partial(handler, manager)  # type: ignore[return-value]
+
+
+def add_endpoint(
+    app: web.Application,
+    handler: Handler,
+    *,
+    prefix: str = "/sockjs",
+    name: str = "",
+    **options: object,
+) -> SessionManager:
+    """Mount a SockJS endpoint at ``prefix`` and return its session manager.
+
+    ``handler(msg, session)`` receives every session's events. ``options`` are the fields of
+    `EndpointOptions` (heartbeat_delay, disconnect_delay, response_limit, cookie_needed,
+    disabled_transports, allowed_origins, max_message_size, max_queue_bytes, sockjs_url).
+    """
+    prefix = prefix.rstrip("/")
+    if not prefix.startswith("/"):
+        raise ValueError("prefix must start with '/'")
+    settings = EndpointOptions.build(**options)  # type: ignore[arg-type]
+    manager = SessionManager(name or prefix, handler, settings)
+    router = app.router
+    route_name = (lambda suffix: f"sockjs-{name}-{suffix}") if name else (lambda suffix: None)
+
+    router.add_get(prefix, greeting, name=route_name("greeting"), allow_head=False)
+    router.add_get(prefix + "/", greeting, allow_head=False)
+    router.add_get(prefix + "/info", _bind(info, manager), allow_head=False)  # type: ignore[arg-type]
+    router.add_route("OPTIONS", prefix + "/info", _bind(info_options, manager))  # type: ignore[arg-type]
+    router.add_get(
+        prefix + r"/iframe{version:(-[^/]*)?}.html",
+        IframePage(settings.sockjs_url),
+        allow_head=False,
+    )
+    if settings.websocket_enabled:
+        router.add_route("*", prefix + "/websocket", _bind(raw_websocket, manager))  # type: ignore[arg-type]
+    for route in ROUTES:
+        if route.name in settings.disabled_transports:
+            continue
+        path = f"{prefix}/{{server:{_SEGMENT}}}/{{session:{_SEGMENT}}}/{route.name}"
+        router.add_route(route.method, path, _bind(route.handler, manager))  # type: ignore[arg-type]
+    app.on_shutdown.append(manager.shutdown)
+    app.setdefault("sockjs_managers", []).append(manager)
+    return manager

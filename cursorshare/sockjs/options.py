@@ -1,0 +1,82 @@
+"""Per-endpoint options of a SockJS endpoint, with the defaults sockjs-node uses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+#: Transport names as they appear in session URLs (`/{server}/{session}/{transport}`).
+TRANSPORTS = (
+    "websocket",
+    "xhr",
+    "xhr_send",
+    "xhr_streaming",
+    "eventsource",
+    "htmlfile",
+    "jsonp",
+    "jsonp_send",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointOptions:
+    """Everything an operator can tune on one endpoint; nothing here is process-wide."""
+
+    #: Seconds between heartbeat frames (`h`) on an idle receiving connection.
+    heartbeat_delay: float = 25.0
+    #: Seconds a session outlives its last receiving connection before it is closed.
+    disconnect_delay: float = 5.0
+    #: Bytes a streaming response carries before the server ends it (the client reopens).
+    response_limit: int = 128 * 1024
+    #: Set a JSESSIONID cookie on session requests, for load balancers that stick on it.
+    cookie_needed: bool = False
+    #: Transports to refuse, by URL name; "websocket" also disables the raw `/websocket`.
+    disabled_transports: frozenset[str] = frozenset()
+    #: Origins allowed for CORS answers and websocket upgrades; "*" allows every origin.
+    allowed_origins: frozenset[str] = frozenset({"*"})
+    #: Largest incoming payload in bytes: a websocket frame, an xhr_send or jsonp_send body.
+    max_message_size: int = 64 * 1024
+    #: Bytes queued for one session before it is closed as a slow consumer.
+    max_queue_bytes: int = 1024 * 1024
+    #: Script the iframe page loads: sockjs-client, from our own origin by default.
+    sockjs_url: str = "/vendor/sockjs.min.js"
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        disabled_transports: Iterable[str] = (),
+        allowed_origins: Iterable[str] = ("*",),
+        **values: object,
+    ) -> EndpointOptions:
+        """Validate user-supplied options (typos raise instead of being ignored)."""
+        disabled = frozenset(disabled_transports)
+        unknown = disabled - set(TRANSPORTS)
+        if unknown:
+            raise ValueError(f"unknown transports to disable: {sorted(unknown)}")
+        known = set(cls.__dataclass_fields__)
+        bad = set(values) - known
+        if bad:
+            raise TypeError(f"unknown SockJS endpoint options: {sorted(bad)}")
+        options = cls(
+            disabled_transports=disabled,
+            allowed_origins=frozenset(allowed_origins),
+            **values,  # type: ignore[arg-type]
+        )
+        for name in ("heartbeat_delay", "disconnect_delay"):
+            if getattr(options, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        for name in ("response_limit", "max_message_size", "max_queue_bytes"):
+            if getattr(options, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        return options
+
+    @property
+    def websocket_enabled(self) -> bool:
+        return "websocket" not in self.disabled_transports
+
+    def origin_allowed(self, origin: str | None) -> bool:
+        """True when CORS answers and websocket upgrades may name this origin."""
+        if "*" in self.allowed_origins or origin is None:
+            return True
+        return origin in self.allowed_origins

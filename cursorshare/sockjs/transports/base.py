@@ -1,0 +1,141 @@
+"""What the transports share: the route shape, and the receiver of HTTP transports.
+
+Every HTTP transport is the same receiver in a different framing: a polling one answers with
+one frame, a streaming one writes frames until its response_limit, then ends so the client
+reopens. Only `prelude` and `encode` differ between them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+from aiohttp import hdrs, web
+
+from .. import frames
+from ..http import session_headers
+from ..manager import SessionManager
+from ..messages import ANOTHER_CONNECTION, MsgType, SessionState, SockjsMessage
+from ..session import Session
+
+_CLOSE = frames.close_frame(0, "")[0]  # the `c` byte that starts every close frame
+_ANOTHER_CONNECTION = frames.close_frame(*ANOTHER_CONNECTION)
+
+TransportHandler = Callable[[SessionManager, web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One route of a transport: `{prefix}/{server}/{session}/{name}` answered for `method`."""
+
+    name: str
+    method: str
+    handler: TransportHandler
+
+
+def open_or_create(manager: SessionManager, request: web.Request, transport: str) -> Session:
+    """The session named in the URL, created when it does not exist (receiving requests)."""
+    session_id = request.match_info["session"]
+    session = manager.get(session_id)
+    if session is None:
+        session = manager.create(
+            session_id, transport=transport, remote=request.remote, query=request.query
+        )
+    return session
+
+
+class HttpReceiver:
+    """A receiving HTTP request attached to a session; subclasses say how frames look."""
+
+    #: Transport name, as in the URL.
+    name: ClassVar[str]
+    content_type: ClassVar[str]
+    #: Streaming receivers write frames until response_limit; polling ones write one.
+    streaming: ClassVar[bool] = False
+    ends_session = False
+
+    def __init__(self, manager: SessionManager, request: web.Request) -> None:
+        self.manager = manager
+        self.request = request
+        self._waiter: asyncio.Future[None] | None = None
+
+    # -- framing (the only thing subclasses change) ---------------------------------------
+
+    def prelude(self) -> bytes:
+        """Bytes sent before the first frame of a streaming response."""
+        return b""
+
+    def encode(self, frame: bytes) -> bytes:
+        raise NotImplementedError
+
+    # -- Receiver -----------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def write_buffer_size(self) -> int:
+        transport = self.request.transport
+        return transport.get_write_buffer_size() if transport is not None else 0
+
+    # -- serving ------------------------------------------------------------------------------
+
+    async def serve(self) -> web.StreamResponse:
+        session = open_or_create(self.manager, self.request, self.name)
+        response = web.StreamResponse(headers=self._headers())
+        opening = session.state is SessionState.NEW
+        if not session.attach(self):
+            return await self._answer_once(response, _ANOTHER_CONNECTION)
+        try:
+            if opening:
+                await self.manager.dispatch(session, SockjsMessage(MsgType.OPEN))
+            if self.streaming:
+                await self._stream(session, response)
+            else:
+                frame = await self._next(session)
+                response = await self._answer_once(response, frame)
+        except (asyncio.CancelledError, ConnectionError):
+            session.detach(self, interrupted=True)
+            raise
+        session.detach(self)
+        return response
+
+    def _headers(self) -> dict[str, str]:
+        headers = session_headers(self.request, self.manager.options)
+        headers[hdrs.CONTENT_TYPE] = self.content_type
+        return headers
+
+    async def _next(self, session: Session) -> bytes:
+        """Wait until the session has a frame for this receiver."""
+        while (frame := session.next_frame()) is None:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return frame
+
+    async def _answer_once(self, response: web.StreamResponse, frame: bytes) -> web.StreamResponse:
+        if self.streaming:
+            await response.prepare(self.request)
+            await response.write(self.prelude() + self.encode(frame))
+            await response.write_eof()
+            return response
+        return web.Response(body=self.encode(frame), headers=self._headers())
+
+    async def _stream(self, session: Session, response: web.StreamResponse) -> None:
+        await response.prepare(self.request)
+        await response.write(self.prelude())
+        limit = self.manager.options.response_limit
+        sent = 0
+        while True:
+            frame = await self._next(session)
+            data = self.encode(frame)
+            await response.write(data)
+            sent += len(data)
+            if frame[0] == _CLOSE or sent >= limit:
+                break
+        await response.write_eof()
