@@ -10,8 +10,14 @@ from functools import partial
 import orjson
 from aiohttp import hdrs, web
 
-from .http import CONTENT_HTML, CONTENT_JSON, CONTENT_TEXT, NO_CACHE, cache_for_a_year
-from .http import cors_headers, preflight
+from .http import (
+    CONTENT_HTML,
+    CONTENT_JSON,
+    NO_CACHE,
+    cache_for_a_year,
+    cors_headers,
+    preflight,
+)
 from .manager import Handler, SessionManager
 from .options import EndpointOptions
 from .transports import ROUTES

@@ -23,9 +23,7 @@ HEARTBEAT = b"h"
 # Characters that sockjs-client and browsers mangle unless they arrive \u-escaped
 # (sockjs-protocol's `escapable_by_server`, above the control range orjson already escapes):
 # U+200C-U+200F, U+2028-U+202F, U+2060-U+206F and U+FFF0-U+FFFF, matched on their UTF-8 bytes.
-_NEEDS_ESCAPE = re.compile(
-    rb"\xe2\x80[\x8c-\x8f\xa8-\xaf]|\xe2\x81[\xa0-\xaf]|\xef\xbf[\xb0-\xbf]"
-)
+_NEEDS_ESCAPE = re.compile(rb"\xe2\x80[\x8c-\x8f\xa8-\xaf]|\xe2\x81[\xa0-\xaf]|\xef\xbf[\xb0-\xbf]")
 
 
 def _escape_char(match: re.Match[bytes]) -> bytes:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from . import frames
@@ -19,6 +21,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("cursorshare.sockjs")
 
 Handler = Callable[[SockjsMessage, Session], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class EndpointStats:
+    messages_in: int = 0
+    #: Sessions closed, by the close code they were closed with.
+    closes: Counter[int] = field(default_factory=Counter)
 
 
 class SessionManager(Mapping[str, Session]):
@@ -37,6 +46,7 @@ class SessionManager(Mapping[str, Session]):
         self._pending_events: dict[Session, list[SockjsMessage]] = {}
         self._event_tasks: set[asyncio.Task[None]] = set()
         self._websocket_ids = itertools.count()
+        self.stats = EndpointStats()
 
     # -- Mapping ------------------------------------------------------------------------------
 
@@ -88,6 +98,8 @@ class SessionManager(Mapping[str, Session]):
 
     async def dispatch(self, session: Session, message: SockjsMessage) -> None:
         """Await the handler; its errors are logged once, never sent to the client."""
+        if message.type is MsgType.MESSAGE:
+            self.stats.messages_in += 1
         try:
             await self.handler(message, session)
         except Exception:

@@ -133,6 +133,7 @@ class Session:
         was_new = self.state is SessionState.NEW
         self.state = SessionState.CLOSING
         self.close_reason = CloseReason(code, reason)
+        self.manager.stats.closes[code] += 1
         self._close_frame = frames.close_frame(code, reason)
         if not was_new:
             self.manager.emit(self, SockjsMessage(MsgType.CLOSE, self.close_reason))
@@ -209,6 +210,7 @@ class Session:
             return
         if self.state is SessionState.OPEN:
             self.close_reason = TIMED_OUT
+            self.manager.stats.closes[TIMED_OUT.code] += 1
             self.manager.emit(self, SockjsMessage(MsgType.CLOSE, TIMED_OUT))
         self.state = SessionState.CLOSED
         for timer in (self._heartbeat, self._expiry):

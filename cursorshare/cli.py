@@ -1,0 +1,85 @@
+"""The `cursorshare` command: `serve` (the default) and `bench`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from . import __version__, config
+
+log = logging.getLogger("cursorshare")
+
+#: Seconds the server waits for streams to end on SIGTERM/SIGINT before closing sockets.
+SHUTDOWN_TIMEOUT = 5.0
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def serve(args: argparse.Namespace) -> int:
+    from .server import build_app
+
+    settings = config.from_args(args)
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    app = build_app(settings)
+    hub = "Redis backplane" if settings.redis_url else "in-memory hub"
+
+    def announce(_: str) -> None:
+        host = "localhost" if settings.host in ("0.0.0.0", "::", "127.0.0.1") else settings.host
+        print(
+            f"cursorshare {__version__} serving http://{host}:{settings.port}/ ({hub})", flush=True
+        )
+
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop=_new_loop(),
+        handler_cancellation=True,  # an aborted poll is noticed at once
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+        access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
+        print=announce,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cursorshare",
+        description="SockJS realtime server and multi-user cursor sharing.",
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    commands = parser.add_subparsers(dest="command")
+    serve_parser = commands.add_parser("serve", help="run the server (the default command)")
+    config.add_arguments(serve_parser)
+    serve_parser.set_defaults(func=serve)
+    from .bench.cli import add_parser as add_bench_parser
+
+    add_bench_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
+        argv.insert(0, "serve")
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,111 @@
+"""Every knob of the server, in one table: its flag, its environment variable, its default.
+
+The CLI builds its options from `KNOBS`; `docs/configuration.md` and the README list them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+def _bool(value: str) -> bool:
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"not a boolean: {value!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    log_level: str = "info"
+    redis_url: str | None = None
+    node_id: str | None = None
+    tick_ms: float = 30.0
+    heartbeat_delay: float = 25.0
+    disconnect_delay: float = 5.0
+    response_limit: int = 128 * 1024
+    max_message_size: int = 64 * 1024
+    max_queue_bytes: int = 1024 * 1024
+    cookie_needed: bool = False
+    allowed_origins: tuple[str, ...] = ("*",)
+    disabled_transports: tuple[str, ...] = ()
+    access_log: bool = False
+
+
+@dataclass(frozen=True)
+class Knob:
+    field: str
+    parse: Callable[[str], Any]
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.field.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return "CURSORSHARE_" + self.field.upper()
+
+
+KNOBS = (
+    Knob("host", str, "address to listen on (0.0.0.0 for every interface)"),
+    Knob("port", int, "TCP port to listen on"),
+    Knob("log_level", str, "debug, info, warning or error"),
+    Knob(
+        "redis_url", str, "Redis URL of the backplane (redis://host:6379/0); unset: in-memory hub"
+    ),
+    Knob("node_id", str, "this node's name on the backplane (default: host-pid)"),
+    Knob("tick_ms", float, "hub flush interval in milliseconds"),
+    Knob("heartbeat_delay", float, "seconds between SockJS heartbeat frames"),
+    Knob("disconnect_delay", float, "seconds a session outlives its last receiving request"),
+    Knob("response_limit", int, "bytes per streaming response before the client reopens it"),
+    Knob("max_message_size", int, "largest websocket frame or send body, in bytes"),
+    Knob("max_queue_bytes", int, "bytes queued for one session before it is closed (3008)"),
+    Knob("cookie_needed", _bool, "set JSESSIONID for load balancers that stick on it"),
+    Knob("allowed_origins", _csv, "comma-separated origins allowed for CORS and websocket; *: all"),
+    Knob(
+        "disabled_transports", _csv, "comma-separated SockJS transports to refuse (e.g. websocket)"
+    ),
+    Knob("access_log", _bool, "log one line per HTTP request (never message payloads)"),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = Settings()
+    for knob in KNOBS:
+        default = getattr(defaults, knob.field)
+        shown = ",".join(default) if isinstance(default, tuple) else default
+        parser.add_argument(
+            knob.flag,
+            type=knob.parse,
+            default=None,
+            help=f"{knob.help} [env {knob.env}, default {shown}]",
+        )
+
+
+def from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Settings:
+    """Flags win over environment variables, which win over defaults."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for knob in KNOBS:
+        value = getattr(args, knob.field, None)
+        if value is None and env.get(knob.env) not in (None, ""):
+            try:
+                value = knob.parse(env[knob.env])
+            except (ValueError, argparse.ArgumentTypeError) as exc:
+                raise SystemExit(f"{knob.env}: {exc}") from exc
+        if value is not None:
+            values[knob.field] = value
+    known = {f.name for f in fields(Settings)}
+    return Settings(**{k: v for k, v in values.items() if k in known})

@@ -1,0 +1,127 @@
+"""The glue between SockJS sessions and the hub: one member per session."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import secrets
+
+from ..hub import JSON, Hub
+from ..sockjs import MsgType, Session, SockjsMessage
+from ..sockjs.messages import SLOW_CONSUMER
+from . import messages
+from .messages import TUTORIAL, V2, BadMessage
+
+log = logging.getLogger("cursorshare.cursors")
+
+#: Close code for a session whose `room` query parameter is malformed.
+BAD_ROOM = (4001, "Invalid room")
+
+
+class CursorMember:
+    """A SockJS session seen as a hub member."""
+
+    __slots__ = ("color", "flavour", "id", "name", "room", "session", "warned")
+
+    def __init__(self, session: Session, room: str, flavour: str, color: str, name: str) -> None:
+        self.id = secrets.token_hex(4)
+        self.session = session
+        self.room = room
+        self.flavour = flavour
+        self.color = color
+        self.name = name
+        self.warned = False
+
+    @property
+    def backlog(self) -> int:
+        return self.session.backlog
+
+    def deliver(self, payload: bytes) -> None:
+        self.session.send_frame(payload)
+
+    def overflow(self) -> None:
+        self.session.close(*SLOW_CONSUMER)
+
+
+class CursorApp:
+    """The SockJS handler of the cursor-sharing app."""
+
+    def __init__(self, hub: Hub, *, max_message_bytes: int = 4096) -> None:
+        self.hub = hub
+        self.max_message_bytes = max_message_bytes
+        self._members: dict[Session, CursorMember] = {}
+        self._colors = itertools.cycle(messages.PALETTE)
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    async def handle(self, msg: SockjsMessage, session: Session) -> None:
+        if msg.type is MsgType.MESSAGE:
+            member = self._members.get(session)
+            if member is not None:
+                self._on_message(member, str(msg.data))
+        elif msg.type is MsgType.OPEN:
+            await self._on_open(session)
+        else:  # CLOSE, then CLOSED: whichever comes first ends the membership
+            member = self._members.pop(session, None)
+            if member is not None:
+                self.hub.leave(member.room, member, {"type": "leave", "id": member.id})
+
+    async def _on_open(self, session: Session) -> None:
+        query = session.query
+        flavour = V2 if query.get("v") == "2" else TUTORIAL
+        room = messages.valid_room(query.get("room"))
+        try:
+            name = messages.clean_name(query.get("name", ""))
+        except BadMessage:
+            name = ""
+        if room is None:
+            session.close(*BAD_ROOM)
+            return
+        member = CursorMember(session, room, flavour, next(self._colors), name)
+        self._members[session] = member
+        profile = {"id": member.id, "color": member.color, "name": name}
+        state: JSON = {**profile, "x": None, "y": None, "px": False}
+        users = await self.hub.join(room, member, {"type": "join", **profile}, state)
+        if flavour == V2:
+            session.send(messages.welcome(member.id, member.color, room, users))
+
+    def _on_message(self, member: CursorMember, raw: str) -> None:
+        try:
+            if len(raw) > self.max_message_bytes:
+                raise BadMessage("message too large")
+            if member.flavour == V2:
+                data, state = self._v2_move(member, raw)
+            else:
+                data, state = self._tutorial_move(member, raw)
+        except BadMessage as exc:
+            self._refuse(member, str(exc))
+            return
+        self.hub.move(member.room, member, data, state)
+
+    def _v2_move(self, member: CursorMember, raw: str) -> tuple[JSON, JSON]:
+        x, y, name = messages.parse_v2_move(raw)
+        if name is not None:
+            member.name = name
+        data = {
+            "type": "move",
+            "sender": member.id,
+            "color": member.color,
+            "name": member.name,
+            "x": x,
+            "y": y,
+        }
+        return data, {"x": x, "y": y, "px": False, "name": member.name}
+
+    def _tutorial_move(self, member: CursorMember, raw: str) -> tuple[JSON, JSON]:
+        data = messages.parse_tutorial_move(raw)
+        data["sender"] = member.id
+        data["color"] = member.color
+        return data, {"x": data["x"], "y": data["y"], "px": True}
+
+    def _refuse(self, member: CursorMember, reason: str) -> None:
+        if not member.warned:  # one log line per misbehaving session, not one per message
+            member.warned = True
+            log.info("refused message from %s (%s): %s", member.id, member.session.remote, reason)
+        if member.flavour == V2:
+            member.session.send(messages.error(reason))

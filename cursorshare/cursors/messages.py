@@ -1,0 +1,143 @@
+"""The cursor protocol (docs/protocol.md): validating what clients send, shaping what they get.
+
+Two flavours of client share rooms: ``v2`` (the web app; normalised coordinates, welcome,
+joins and leaves) and ``tutorial`` (pixel moves passed through unchanged and echoed to
+everyone, the sender included). The codec encodes one payload per flavour per tick.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from ..hub import JSON, Event, Kind
+from ..sockjs import frames
+
+V2 = "v2"
+TUTORIAL = "tutorial"
+
+DEFAULT_ROOM = "lobby"
+MAX_NAME = 32
+#: Tutorial pixel coordinates beyond this are refused (no screen is a million pixels wide).
+MAX_PIXELS = 1e6
+#: v2 moves reach tutorial clients in pixels of a page this size.
+TUTORIAL_PAGE = 1000
+
+_ROOM = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+PALETTE = (
+    "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324",
+    "#469990", "#800000", "#808000", "#000075", "#e6a800", "#dc143c", "#2e8b57", "#6a5acd",
+)  # fmt: skip
+
+
+class BadMessage(ValueError):
+    """A client message the server refuses; ``str()`` is the text the client is told."""
+
+
+def valid_room(room: str | None) -> str | None:
+    """The room name, the default when none is given, None when it is malformed."""
+    if room is None or room == "":
+        return DEFAULT_ROOM
+    return room if _ROOM.fullmatch(room) else None
+
+
+def clean_name(name: object) -> str:
+    if not isinstance(name, str):
+        raise BadMessage("bad name")
+    name = name.strip()
+    if len(name) > MAX_NAME or _CONTROL.search(name):
+        raise BadMessage("bad name")
+    return name
+
+
+def _number(value: object, low: float, high: float) -> float:
+    # bool is an int in Python but never a coordinate.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadMessage("bad coordinates")
+    if not math.isfinite(value) or not low <= value <= high:
+        raise BadMessage("bad coordinates")
+    return value
+
+
+def _object(raw: str) -> dict[str, Any]:
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadMessage("not JSON") from exc
+    if not isinstance(value, dict):
+        raise BadMessage("not JSON")
+    return value
+
+
+def parse_v2_move(raw: str) -> tuple[float, float, str | None]:
+    """``(x, y, name)`` of a v2 move; name is None when the message does not set it."""
+    message = _object(raw)
+    if message.get("type") != "move":
+        raise BadMessage("unknown type")
+    x = _number(message.get("x"), 0.0, 1.0)
+    y = _number(message.get("y"), 0.0, 1.0)
+    name = clean_name(message["name"]) if "name" in message else None
+    return x, y, name
+
+
+def parse_tutorial_move(raw: str) -> dict[str, Any]:
+    """A tutorial move: the message itself, with finite pixel ``x`` and ``y``."""
+    message = _object(raw)
+    _number(message.get("x"), -MAX_PIXELS, MAX_PIXELS)
+    _number(message.get("y"), -MAX_PIXELS, MAX_PIXELS)
+    return message
+
+
+def error(text: str) -> str:
+    return orjson.dumps({"type": "error", "error": text}).decode()
+
+
+def welcome(user_id: str, color: str, room: str, users: list[JSON]) -> str:
+    return orjson.dumps(
+        {"type": "welcome", "id": user_id, "color": color, "room": room, "users": users}
+    ).decode()
+
+
+def _for_v2(event: Event) -> JSON | None:
+    data = event.data
+    if event.kind is Kind.MOVE and "type" not in data:  # a tutorial client's pixel move
+        return {
+            "type": "move",
+            "sender": event.sender,
+            "color": data.get("color"),
+            "x": data.get("x"),
+            "y": data.get("y"),
+            "px": True,
+        }
+    return data
+
+
+def _for_tutorial(event: Event) -> JSON | None:
+    if event.kind is not Kind.MOVE:
+        return None  # the tutorial client knows only moves
+    data = event.data
+    if "type" not in data:
+        return data
+    return {
+        "x": round(data["x"] * TUTORIAL_PAGE),
+        "y": round(data["y"] * TUTORIAL_PAGE),
+        "sender": event.sender,
+        "color": data["color"],
+    }
+
+
+class CursorCodec:
+    """Encodes a room's batch once per flavour, as one SockJS message frame."""
+
+    def encode(self, flavour: str, events: Sequence[Event]) -> bytes | None:
+        shape = _for_v2 if flavour == V2 else _for_tutorial
+        messages = [
+            orjson.dumps(message).decode() for message in map(shape, events) if message is not None
+        ]
+        return frames.encode_messages(messages) if messages else None

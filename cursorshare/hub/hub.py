@@ -1,0 +1,268 @@
+"""The broadcast hub: rooms, per-tick coalescing, encode once, fan out.
+
+Every member of every transport joins the one hub of its process. Events are queued into
+their room; a room with pending events is flushed at most once per tick: its batch (moves
+coalesced, latest wins) is encoded once per flavour of receiver and the same bytes are handed
+to each member. A member that falls behind (its backlog over ``lag_bytes``) stops receiving
+shared batches and gets its own coalescing batch instead, so its backlog stays the size of
+its room; it is caught up in one payload once it has drained, or told it overflowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .backplane import Backplane, InMemoryBackplane
+from .events import JSON, Batch, Event, Kind
+
+log = logging.getLogger("cursorshare.hub")
+
+
+class Member(Protocol):
+    """A receiver in a room, as the hub sees it (the app adapts a SockJS session to this)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def flavour(self) -> str:
+        """Receivers of one flavour get the same bytes; the codec encodes once per flavour."""
+
+    @property
+    def backlog(self) -> int:
+        """Bytes delivered that the client has not read yet."""
+
+    def deliver(self, payload: bytes) -> None:
+        """Hand over one encoded batch. Must not block."""
+
+    def overflow(self) -> None:
+        """The member stayed behind past the hub's bounds; it should be disconnected."""
+
+
+class Codec(Protocol):
+    def encode(self, flavour: str, events: Sequence[Event]) -> bytes | None:
+        """One payload for every receiver of ``flavour``, or None when it has nothing to see."""
+
+
+@dataclass(slots=True, eq=False)
+class Room:
+    name: str
+    members: dict[str, Member] = field(default_factory=dict)
+    by_flavour: dict[str, dict[str, Member]] = field(default_factory=dict)
+    #: Everyone present (any node) and what newcomers are told of them.
+    presence: dict[str, JSON] = field(default_factory=dict)
+    batch: Batch = field(default_factory=Batch)
+    #: Local users whose presence changed since the last publish (None: they left).
+    changed: dict[str, JSON | None] = field(default_factory=dict)
+    #: Set once the backplane has reported the users on other nodes.
+    ready: asyncio.Future[None] | None = None
+
+
+@dataclass(slots=True, eq=False)
+class Lagging:
+    batch: Batch
+    since: float
+
+
+@dataclass(slots=True)
+class HubStats:
+    events_in: int = 0
+    coalesced: int = 0
+    payloads_out: int = 0
+    bytes_out: int = 0
+    encodes: int = 0
+    overflows: int = 0
+
+
+class Hub:
+    def __init__(
+        self,
+        codec: Codec,
+        *,
+        backplane: Backplane | None = None,
+        tick: float = 0.03,
+        lag_bytes: int = 64 * 1024,
+        max_lag_seconds: float = 30.0,
+        max_lag_events: int = 10_000,
+    ) -> None:
+        self.codec = codec
+        self.backplane = backplane or InMemoryBackplane()
+        self.tick = tick
+        self.lag_bytes = lag_bytes
+        self.max_lag_seconds = max_lag_seconds
+        self.max_lag_events = max_lag_events
+        self.stats = HubStats()
+        self._rooms: dict[str, Room] = {}
+        self._dirty: dict[Room, None] = {}
+        self._lagging: dict[Member, Lagging] = {}
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._last_flush = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.backplane.start(self._on_remote)
+
+    async def stop(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        self.flush()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.backplane.stop()
+
+    # -- members ------------------------------------------------------------------------------
+
+    @property
+    def rooms(self) -> dict[str, Room]:
+        return self._rooms
+
+    async def join(self, room_name: str, member: Member, data: JSON, state: JSON) -> list[JSON]:
+        """Add ``member`` to a room; returns the state of everyone already there."""
+        room = self._rooms.get(room_name)
+        if room is None:
+            room = Room(room_name, ready=asyncio.get_running_loop().create_future())
+            self._rooms[room_name] = room
+            try:
+                for record in await self.backplane.join_room(room_name):
+                    room.presence[str(record["id"])] = record
+            finally:
+                assert room.ready is not None
+                room.ready.set_result(None)
+        elif room.ready is not None and not room.ready.done():
+            await asyncio.shield(room.ready)
+        snapshot = [dict(record) for record in room.presence.values()]
+        room.members[member.id] = member
+        room.by_flavour.setdefault(member.flavour, {})[member.id] = member
+        room.presence[member.id] = state
+        room.changed[member.id] = state
+        self._add(room, Event(Kind.JOIN, member.id, data, state))
+        return snapshot
+
+    def move(self, room_name: str, member: Member, data: JSON, state: JSON) -> None:
+        room = self._rooms.get(room_name)
+        if room is None or member.id not in room.members:
+            return
+        record = room.presence[member.id]
+        record.update(state)
+        room.changed[member.id] = record
+        self._add(room, Event(Kind.MOVE, member.id, data, state))
+
+    def leave(self, room_name: str, member: Member, data: JSON) -> None:
+        room = self._rooms.get(room_name)
+        if room is None or room.members.pop(member.id, None) is None:
+            return
+        flavour = room.by_flavour.get(member.flavour)
+        if flavour is not None:
+            flavour.pop(member.id, None)
+            if not flavour:
+                del room.by_flavour[member.flavour]
+        self._lagging.pop(member, None)
+        room.presence.pop(member.id, None)
+        room.changed[member.id] = None
+        self._add(room, Event(Kind.LEAVE, member.id, data, {}))
+
+    # -- events from other nodes ----------------------------------------------------------------
+
+    def _on_remote(self, room_name: str, events: list[Event]) -> None:
+        room = self._rooms.get(room_name)
+        if room is None:
+            return
+        for event in events:
+            if event.kind is Kind.JOIN:
+                room.presence[event.sender] = dict(event.state)
+            elif event.kind is Kind.MOVE:
+                room.presence.setdefault(event.sender, {"id": event.sender}).update(event.state)
+            else:
+                room.presence.pop(event.sender, None)
+            room.batch.add(event)
+        self._mark_dirty(room)
+
+    # -- flushing -------------------------------------------------------------------------------
+
+    def _add(self, room: Room, event: Event) -> None:
+        self.stats.events_in += 1
+        room.batch.add(event)
+        self._mark_dirty(room)
+
+    def _mark_dirty(self, room: Room) -> None:
+        self._dirty[room] = None
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._flush_handle is not None:
+            return
+        loop = asyncio.get_running_loop()
+        # At most one flush per tick; an event after a quiet spell goes out at once.
+        when = max(loop.time(), self._last_flush + self.tick)
+        self._flush_handle = loop.call_at(when, self.flush)
+
+    def flush(self) -> None:
+        """Send every room's pending batch; runs at most once per tick."""
+        self._flush_handle = None
+        loop = asyncio.get_running_loop()
+        self._last_flush = now = loop.time()
+        dirty, self._dirty = self._dirty, {}
+        for room in dirty:
+            self._flush_room(room, now)
+        if self._lagging:
+            self._catch_up(now)
+            self._schedule()
+
+    def _flush_room(self, room: Room, now: float) -> None:
+        self.stats.coalesced += room.batch.coalesced
+        room.batch.coalesced = 0
+        events = room.batch.take()
+        if room.changed:
+            local = [event for event in events if event.local]
+            self.backplane.publish(room.name, local, room.changed)
+            room.changed = {}
+        for flavour, members in room.by_flavour.items():
+            payload = self.codec.encode(flavour, events)
+            self.stats.encodes += 1
+            if payload is None:
+                continue
+            for member in members.values():
+                lagging = self._lagging.get(member)
+                if lagging is not None:
+                    lagging.batch.extend(events)
+                elif member.backlog > self.lag_bytes:
+                    batch = Batch()
+                    batch.extend(events)
+                    self._lagging[member] = Lagging(batch, now)
+                else:
+                    member.deliver(payload)
+                    self.stats.payloads_out += 1
+                    self.stats.bytes_out += len(payload)
+        if not room.members and not room.batch and (room.ready is None or room.ready.done()):
+            del self._rooms[room.name]
+            self._spawn(self.backplane.leave_room(room.name))
+
+    def _catch_up(self, now: float) -> None:
+        for member, lagging in list(self._lagging.items()):
+            if member.backlog <= self.lag_bytes // 2:
+                del self._lagging[member]
+                payload = self.codec.encode(member.flavour, lagging.batch.take())
+                self.stats.encodes += 1
+                if payload is not None:
+                    member.deliver(payload)
+                    self.stats.payloads_out += 1
+                    self.stats.bytes_out += len(payload)
+            elif (
+                now - lagging.since > self.max_lag_seconds
+                or len(lagging.batch) > self.max_lag_events
+            ):
+                del self._lagging[member]
+                self.stats.overflows += 1
+                member.overflow()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,86 @@
+"""Prometheus metrics, read from the live objects at scrape time (nothing on the hot path)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("metrics_registry", CollectorRegistry)
+
+
+class AppCollector(Collector):
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+
+    def collect(self) -> Iterator[Metric]:
+        from .server import HUB, SOCKJS
+
+        manager = self._app[SOCKJS]
+        hub = self._app[HUB]
+        sessions = GaugeMetricFamily(
+            "cursorshare_sessions", "Live SockJS sessions by transport", labels=["transport"]
+        )
+        for transport, count in sorted(manager.count_by_transport().items()):
+            sessions.add_metric([transport], count)
+        yield sessions
+        stats = manager.stats
+        yield CounterMetricFamily(
+            "cursorshare_messages_in", "Messages received from clients", value=stats.messages_in
+        )
+        closes = CounterMetricFamily(
+            "cursorshare_session_closes", "Sessions closed, by close code", labels=["code"]
+        )
+        for code, count in sorted(stats.closes.items()):
+            closes.add_metric([str(code)], count)
+        yield closes
+        yield CounterMetricFamily(
+            "cursorshare_hub_events",
+            "Events queued into rooms (joins, moves, leaves)",
+            value=hub.stats.events_in,
+        )
+        yield CounterMetricFamily(
+            "cursorshare_hub_coalesced",
+            "Moves dropped because a later one superseded them",
+            value=hub.stats.coalesced,
+        )
+        yield CounterMetricFamily(
+            "cursorshare_hub_payloads_out",
+            "Encoded batches handed to sessions",
+            value=hub.stats.payloads_out,
+        )
+        yield CounterMetricFamily(
+            "cursorshare_hub_bytes_out",
+            "Bytes of encoded batches handed to sessions",
+            value=hub.stats.bytes_out,
+        )
+        yield CounterMetricFamily(
+            "cursorshare_hub_overflows",
+            "Members disconnected for staying behind",
+            value=hub.stats.overflows,
+        )
+        yield GaugeMetricFamily(
+            "cursorshare_rooms", "Rooms with members on this node", value=len(hub.rooms)
+        )
+        backplane = GaugeMetricFamily(
+            "cursorshare_backplane_up",
+            "1 when the backplane link is up (or local)",
+            labels=["state"],
+        )
+        state = hub.backplane.state
+        backplane.add_metric([state], 1 if state in ("up", "local") else 0)
+        yield backplane
+
+
+def register_metrics(app: web.Application) -> None:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(AppCollector(app))
+    app[REGISTRY] = registry
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[REGISTRY])
+    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})

@@ -1,0 +1,104 @@
+"""The cursorshare application: the `/ws` SockJS endpoint, the web app, health and metrics."""
+
+from __future__ import annotations
+
+import os
+import socket
+from importlib import resources
+from pathlib import Path
+
+from aiohttp import web
+
+from .config import Settings
+from .cursors.app import CursorApp
+from .cursors.messages import CursorCodec
+from .hub import Backplane, Hub, InMemoryBackplane
+from .metrics import metrics_handler, register_metrics
+from .sockjs import SessionManager, add_endpoint
+
+HUB: web.AppKey[Hub] = web.AppKey("hub", Hub)
+SOCKJS: web.AppKey[SessionManager] = web.AppKey("sockjs", SessionManager)
+CURSORS: web.AppKey[CursorApp] = web.AppKey("cursors", CursorApp)
+
+
+def web_root() -> Path:
+    """The browser app: packaged with the wheel, or `web/static` of a source checkout."""
+    packaged = Path(str(resources.files("cursorshare"))) / "_web"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "web" / "static"
+
+
+def make_backplane(settings: Settings) -> Backplane:
+    if not settings.redis_url:
+        return InMemoryBackplane()
+    from .hub.redis import RedisBackplane  # only multi-node deployments need redis-py
+
+    node_id = settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
+    return RedisBackplane(settings.redis_url, node_id=node_id)
+
+
+def build_app(
+    settings: Settings | None = None, *, backplane: Backplane | None = None
+) -> web.Application:
+    settings = settings or Settings()
+    hub = Hub(
+        CursorCodec(),
+        backplane=backplane or make_backplane(settings),
+        tick=settings.tick_ms / 1000,
+    )
+    cursors = CursorApp(hub)
+    app = web.Application()
+    app[HUB] = hub
+    app[CURSORS] = cursors
+    app[SOCKJS] = add_endpoint(
+        app,
+        cursors.handle,
+        prefix="/ws",
+        name="ws",
+        heartbeat_delay=settings.heartbeat_delay,
+        disconnect_delay=settings.disconnect_delay,
+        response_limit=settings.response_limit,
+        max_message_size=settings.max_message_size,
+        max_queue_bytes=settings.max_queue_bytes,
+        cookie_needed=settings.cookie_needed,
+        allowed_origins=settings.allowed_origins,
+        disabled_transports=settings.disabled_transports,
+        sockjs_url="/vendor/sockjs.min.js",
+    )
+
+    async def start_hub(app: web.Application) -> None:
+        await hub.start()
+
+    async def stop_hub(app: web.Application) -> None:
+        await hub.stop()
+
+    app.on_startup.append(start_hub)
+    app.on_cleanup.append(stop_hub)
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_handler)
+    register_metrics(app)
+    root = web_root()
+    index = root / "index.html"
+
+    async def index_page(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(index)
+
+    app.router.add_get("/", index_page)
+    app.router.add_static("/", root)
+    return app
+
+
+async def healthz(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    state = hub.backplane.state
+    body = {
+        "status": "ok" if state in ("local", "up") else "degraded",
+        "backplane": state,
+        "sessions": len(request.app[SOCKJS]),
+        "rooms": len(hub.rooms),
+    }
+    # 200 even when the backplane is down: the node still serves its own users, and a load
+    # balancer must not take every node out of rotation because Redis is away.
+    return web.json_response(body)
