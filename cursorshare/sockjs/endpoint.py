@@ -128,5 +128,4 @@ def add_endpoint(
         path = f"{prefix}/{{server:{_SEGMENT}}}/{{session:{_SEGMENT}}}/{route.name}"
         router.add_route(route.method, path, _bind(route.handler, manager))  # type: ignore[arg-type]
     app.on_shutdown.append(manager.shutdown)
-    app.setdefault("sockjs_managers", []).append(manager)
     return manager

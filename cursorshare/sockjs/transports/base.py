@@ -120,15 +120,21 @@ class HttpReceiver:
 
     async def _answer_once(self, response: web.StreamResponse, frame: bytes) -> web.StreamResponse:
         if self.streaming:
-            await response.prepare(self.request)
-            await response.write(self.prelude() + self.encode(frame))
+            await self._start_stream(response)
+            await response.write(self.encode(frame))
             await response.write_eof()
             return response
         return web.Response(body=self.encode(frame), headers=self._headers())
 
-    async def _stream(self, session: Session, response: web.StreamResponse) -> None:
+    async def _start_stream(self, response: web.StreamResponse) -> None:
+        if self.request.version < (1, 1):
+            # HTTP/1.0 has no chunking: only closing the connection ends the response.
+            response.force_close()
         await response.prepare(self.request)
         await response.write(self.prelude())
+
+    async def _stream(self, session: Session, response: web.StreamResponse) -> None:
+        await self._start_stream(response)
         limit = self.manager.options.response_limit
         sent = 0
         while True:

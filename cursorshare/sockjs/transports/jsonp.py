@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import frames
-from ..http import CONTENT_JS, CONTENT_TEXT
+from ..http import CONTENT_JS, CONTENT_TEXT, preflight
 from ..manager import SessionManager
 from .base import HttpReceiver, Route
 from .callback import callback_or_error
@@ -39,7 +39,12 @@ async def jsonp_send(manager: SessionManager, request: web.Request) -> web.Strea
     )
 
 
+async def options(manager: SessionManager, request: web.Request) -> web.StreamResponse:
+    return preflight(request, manager.options, "OPTIONS, POST")
+
+
 ROUTES = (
     Route("jsonp", "GET", jsonp),
     Route("jsonp_send", "POST", jsonp_send),
+    Route("jsonp_send", "OPTIONS", options),
 )
