@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import html
 import secrets
-from functools import partial
+from collections.abc import Awaitable, Callable
 
 import orjson
 from aiohttp import hdrs, web
@@ -69,24 +69,29 @@ async def info_options(manager: SessionManager, request: web.Request) -> web.Res
     return preflight(request, manager.options, "OPTIONS, GET")
 
 
-class IframePage:
+def iframe_page(sockjs_url: str) -> Callable[[web.Request], Awaitable[web.Response]]:
     """The page that lets iframe-based transports talk to us from another origin."""
+    body = _IFRAME.format(sockjs_url=html.escape(sockjs_url, quote=True)).encode()
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
-    def __init__(self, sockjs_url: str) -> None:
-        self.body = _IFRAME.format(sockjs_url=html.escape(sockjs_url, quote=True)).encode()
-        self.etag = '"' + hashlib.sha256(self.body).hexdigest()[:32] + '"'
-
-    async def __call__(self, request: web.Request) -> web.Response:
+    async def iframe(request: web.Request) -> web.Response:
         headers = cache_for_a_year()
-        headers[hdrs.ETAG] = self.etag
-        if request.headers.get(hdrs.IF_NONE_MATCH) == self.etag:
+        headers[hdrs.ETAG] = etag
+        if request.headers.get(hdrs.IF_NONE_MATCH) == etag:
             return web.Response(status=304, headers=headers)
         headers[hdrs.CONTENT_TYPE] = CONTENT_HTML
-        return web.Response(body=self.body, headers=headers)
+        return web.Response(body=body, headers=headers)
+
+    return iframe
 
 
-def _bind(handler: TransportHandler, manager: SessionManager) -> TransportHandler:
-    return partial(handler, manager)  # type: ignore[return-value]
+def _bind(
+    handler: TransportHandler, manager: SessionManager
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def bound(request: web.Request) -> web.StreamResponse:
+        return await handler(manager, request)
+
+    return bound
 
 
 def add_endpoint(
@@ -113,19 +118,19 @@ def add_endpoint(
 
     router.add_get(prefix, greeting, name=route_name("greeting"), allow_head=False)
     router.add_get(prefix + "/", greeting, allow_head=False)
-    router.add_get(prefix + "/info", _bind(info, manager), allow_head=False)  # type: ignore[arg-type]
-    router.add_route("OPTIONS", prefix + "/info", _bind(info_options, manager))  # type: ignore[arg-type]
+    router.add_get(prefix + "/info", _bind(info, manager), allow_head=False)
+    router.add_route("OPTIONS", prefix + "/info", _bind(info_options, manager))
     router.add_get(
         prefix + r"/iframe{version:(-[^/]*)?}.html",
-        IframePage(settings.sockjs_url),
+        iframe_page(settings.sockjs_url),
         allow_head=False,
     )
     if settings.websocket_enabled:
-        router.add_route("*", prefix + "/websocket", _bind(raw_websocket, manager))  # type: ignore[arg-type]
+        router.add_route("*", prefix + "/websocket", _bind(raw_websocket, manager))
     for route in ROUTES:
         if route.name in settings.disabled_transports:
             continue
         path = f"{prefix}/{{server:{_SEGMENT}}}/{{session:{_SEGMENT}}}/{route.name}"
-        router.add_route(route.method, path, _bind(route.handler, manager))  # type: ignore[arg-type]
+        router.add_route(route.method, path, _bind(route.handler, manager))
     app.on_shutdown.append(manager.shutdown)
     return manager
