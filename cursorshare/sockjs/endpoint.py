@@ -16,6 +16,7 @@ from .http import (
     NO_CACHE,
     cache_for_a_year,
     cors_headers,
+    error,
     preflight,
 )
 from .manager import Handler, SessionManager
@@ -89,6 +90,11 @@ def _bind(
     handler: TransportHandler, manager: SessionManager
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def bound(request: web.Request) -> web.StreamResponse:
+        # With an allow-list, a browser page from another origin is refused outright: CORS
+        # alone would only hide the answer, after the request had its effect.
+        origin = request.headers.get(hdrs.ORIGIN)
+        if origin is not None and not manager.options.origin_allowed(origin):
+            return error(403, "Origin not allowed.")
         return await handler(manager, request)
 
     return bound

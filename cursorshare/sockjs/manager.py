@@ -26,6 +26,10 @@ Handler = Callable[[SockjsMessage, Session], Awaitable[None]]
 @dataclass(slots=True)
 class EndpointStats:
     messages_in: int = 0
+    #: Messages dropped by the per-session rate limit.
+    messages_dropped: int = 0
+    #: New sessions refused by max_sessions / max_sessions_per_address.
+    sessions_refused: int = 0
     #: Sessions closed, by the close code they were closed with.
     closes: Counter[int] = field(default_factory=Counter)
 
@@ -43,6 +47,7 @@ class SessionManager(Mapping[str, Session]):
         self.options = options
         self._sessions: dict[str, Session] = {}
         self._keys: dict[Session, str] = {}
+        self._per_address: Counter[str | None] = Counter()
         self._pending_events: dict[Session, list[SockjsMessage]] = {}
         self._event_tasks: set[asyncio.Task[None]] = set()
         self._websocket_ids = itertools.count()
@@ -81,12 +86,27 @@ class SessionManager(Mapping[str, Session]):
             key = f"{session_id}#ws{next(self._websocket_ids)}"
         self._sessions[key] = session
         self._keys[session] = key
+        self._per_address[remote] += 1
         return session
 
     def remove(self, session: Session) -> None:
         key = self._keys.pop(session, None)
         if key is not None:
             self._sessions.pop(key, None)
+            self._per_address[session.remote] -= 1
+            if self._per_address[session.remote] <= 0:
+                del self._per_address[session.remote]
+
+    def has_room_for(self, remote: str | None) -> bool:
+        """False when a new session from ``remote`` would pass a session limit."""
+        options = self.options
+        if (
+            len(self._sessions) >= options.max_sessions
+            or self._per_address[remote] >= options.max_sessions_per_address
+        ):
+            self.stats.sessions_refused += 1
+            return False
+        return True
 
     def broadcast(self, message: str) -> None:
         """Send one message to every open session, encoded once."""
@@ -100,6 +120,9 @@ class SessionManager(Mapping[str, Session]):
         """Await the handler; its errors are logged once, never sent to the client."""
         if message.type is MsgType.MESSAGE:
             self.stats.messages_in += 1
+            if not session.admit_message():
+                self.stats.messages_dropped += 1
+                return
         try:
             await self.handler(message, session)
         except Exception:

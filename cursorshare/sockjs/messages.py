@@ -44,5 +44,9 @@ SLOW_CONSUMER = CloseReason(3008, "Slow consumer")
 MESSAGE_TOO_BIG = CloseReason(1009, "Message too big")
 #: A websocket frame that is not a JSON array of strings.
 BROKEN_FRAMING = CloseReason(3001, "Broken framing")
+#: The session kept sending over max_messages_per_second after its excess was dropped.
+RATE_LIMITED = CloseReason(3009, "Rate limit exceeded")
+#: max_sessions or max_sessions_per_address reached (websocket; HTTP transports get a 503).
+TOO_MANY_SESSIONS = CloseReason(3010, "Too many sessions")
 #: The server is shutting down.
 SHUTDOWN = CloseReason(1001, "Server shutting down")

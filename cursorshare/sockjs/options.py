@@ -38,6 +38,13 @@ class EndpointOptions:
     max_message_size: int = 64 * 1024
     #: Bytes queued for one session before it is closed as a slow consumer.
     max_queue_bytes: int = 1024 * 1024
+    #: Live sessions this endpoint accepts; past it, 503 (HTTP) or close 3010 (websocket).
+    max_sessions: int = 20_000
+    #: Live sessions per client address (generous: offices share one address behind NAT).
+    max_sessions_per_address: int = 500
+    #: Sustained messages per second a session may send (twice a 60 Hz cursor); the bucket
+    #: holds two seconds of it. Excess messages are dropped and counted.
+    max_messages_per_second: float = 120.0
     #: Script the iframe page loads: sockjs-client, from our own origin by default.
     sockjs_url: str = "/vendor/sockjs.min.js"
 
@@ -66,7 +73,14 @@ class EndpointOptions:
         for name in ("heartbeat_delay", "disconnect_delay"):
             if getattr(options, name) <= 0:
                 raise ValueError(f"{name} must be positive")
-        for name in ("response_limit", "max_message_size", "max_queue_bytes"):
+        for name in (
+            "response_limit",
+            "max_message_size",
+            "max_queue_bytes",
+            "max_sessions",
+            "max_sessions_per_address",
+            "max_messages_per_second",
+        ):
             if getattr(options, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         return options

@@ -25,6 +25,7 @@ from . import frames
 from .messages import (
     GO_AWAY,
     INTERRUPTED,
+    RATE_LIMITED,
     SLOW_CONSUMER,
     TIMED_OUT,
     CloseReason,
@@ -37,6 +38,10 @@ if TYPE_CHECKING:
     from .manager import SessionManager
 
 log = logging.getLogger("cursorshare.sockjs")
+
+#: Window of the rate limit's abuse rule: dropping more than half this window's worth of
+#: the allowed rate within it closes the session.
+ABUSE_SECONDS = 10.0
 
 
 class Receiver(Protocol):
@@ -57,6 +62,8 @@ class Session:
     """One SockJS session, as the application sees it."""
 
     __slots__ = (
+        "_abuse_drops",
+        "_abuse_since",
         "_close_frame",
         "_control",
         "_expiry",
@@ -64,6 +71,8 @@ class Session:
         "_queue",
         "_queued_bytes",
         "_receiver",
+        "_tokens",
+        "_tokens_at",
         "close_reason",
         "id",
         "manager",
@@ -99,6 +108,11 @@ class Session:
         self._receiver: Receiver | None = None
         self._heartbeat: asyncio.TimerHandle | None = None
         self._expiry: asyncio.TimerHandle | None = None
+        # Token bucket of the inbound rate limit, full at start.
+        self._tokens = 2 * manager.options.max_messages_per_second
+        self._tokens_at = 0.0
+        self._abuse_since = 0.0
+        self._abuse_drops = 0
 
     def __repr__(self) -> str:
         return f"<Session {self.id!r} {self.transport} {self.state.value}>"
@@ -141,6 +155,27 @@ class Session:
             self._receiver.wake()
         elif self._expiry is None:
             self._arm_expiry()
+
+    def admit_message(self) -> bool:
+        """Take a token for one incoming message; False (drop it) when the bucket is empty.
+
+        A session still dropping over ABUSE_SECONDS' worth of its rate within that window is
+        closed (3009): it is not a cursor, it is a flood.
+        """
+        rate = self.manager.options.max_messages_per_second
+        now = asyncio.get_running_loop().time()
+        self._tokens = min(2 * rate, self._tokens + (now - self._tokens_at) * rate)
+        self._tokens_at = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        if now - self._abuse_since > ABUSE_SECONDS:
+            self._abuse_since = now
+            self._abuse_drops = 0
+        self._abuse_drops += 1
+        if self._abuse_drops > rate * ABUSE_SECONDS / 2:
+            self.close(*RATE_LIMITED)
+        return False
 
     @property
     def backlog(self) -> int:

@@ -15,13 +15,16 @@ from typing import ClassVar
 from aiohttp import hdrs, web
 
 from .. import frames
-from ..http import session_headers
+from ..http import error, session_headers
 from ..manager import SessionManager
 from ..messages import ANOTHER_CONNECTION, MsgType, SessionState, SockjsMessage
 from ..session import Session
 
 _CLOSE = frames.close_frame(0, "")[0]  # the `c` byte that starts every close frame
 _ANOTHER_CONNECTION = frames.close_frame(*ANOTHER_CONNECTION)
+
+#: What a client refused for the session limits is told to wait before trying again.
+RETRY_AFTER_SECONDS = 5
 
 TransportHandler = Callable[[SessionManager, web.Request], Awaitable[web.StreamResponse]]
 
@@ -35,15 +38,26 @@ class Route:
     handler: TransportHandler
 
 
-def open_or_create(manager: SessionManager, request: web.Request, transport: str) -> Session:
-    """The session named in the URL, created when it does not exist (receiving requests)."""
+def open_or_create(manager: SessionManager, request: web.Request, transport: str) -> Session | None:
+    """The session named in the URL, created when it does not exist (receiving requests).
+
+    None when a new session would pass the endpoint's session limits.
+    """
     session_id = request.match_info["session"]
     session = manager.get(session_id)
     if session is None:
+        if not manager.has_room_for(request.remote):
+            return None
         session = manager.create(
             session_id, transport=transport, remote=request.remote, query=request.query
         )
     return session
+
+
+def too_many_sessions(manager: SessionManager, request: web.Request) -> web.Response:
+    headers = session_headers(request, manager.options)
+    headers[hdrs.RETRY_AFTER] = str(RETRY_AFTER_SECONDS)
+    return error(503, "Too many sessions.", headers)
 
 
 class HttpReceiver:
@@ -85,6 +99,8 @@ class HttpReceiver:
 
     async def serve(self) -> web.StreamResponse:
         session = open_or_create(self.manager, self.request, self.name)
+        if session is None:
+            return too_many_sessions(self.manager, self.request)
         response = web.StreamResponse(headers=self._headers())
         opening = session.state is SessionState.NEW
         if not session.attach(self):

@@ -18,7 +18,7 @@ from aiohttp import WSCloseCode, WSMsgType, hdrs, web
 from .. import frames
 from ..http import error
 from ..manager import SessionManager
-from ..messages import BROKEN_FRAMING, INTERRUPTED, MsgType, SockjsMessage
+from ..messages import BROKEN_FRAMING, INTERRUPTED, TOO_MANY_SESSIONS, MsgType, SockjsMessage
 from ..session import Session
 from .base import Route
 
@@ -119,6 +119,12 @@ async def _run(
     *,
     framed: bool,
 ) -> None:
+    if not manager.has_room_for(request.remote):
+        refusal = frames.close_frame(*TOO_MANY_SESSIONS)
+        if framed:
+            await ws.send_str(refusal.decode())
+        await ws.close(code=TOO_MANY_SESSIONS.code, message=TOO_MANY_SESSIONS.reason.encode())
+        return
     session = manager.create(
         request.match_info.get("session", "raw"),
         transport="websocket",
