@@ -1,0 +1,99 @@
+"""The `cursorshare` command: options from flags and environment, the URL it prints, clean stops."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from cursorshare import config
+from cursorshare.cli import build_parser
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_flags_win_over_environment_which_wins_over_defaults() -> None:
+    args = build_parser().parse_args(["serve", "--port", "9001"])
+    settings = config.from_args(
+        args,
+        {"CURSORSHARE_PORT": "9002", "CURSORSHARE_HOST": "0.0.0.0", "CURSORSHARE_TICK_MS": "15"},
+    )
+    assert settings.port == 9001
+    assert settings.host == "0.0.0.0"
+    assert settings.tick_ms == 15.0
+    assert settings.log_level == "info"
+
+
+def test_list_and_boolean_options_parse_from_environment() -> None:
+    args = build_parser().parse_args(["serve"])
+    settings = config.from_args(
+        args,
+        {
+            "CURSORSHARE_COOKIE_NEEDED": "yes",
+            "CURSORSHARE_ALLOWED_ORIGINS": "https://a.example, https://b.example",
+            "CURSORSHARE_DISABLED_TRANSPORTS": "websocket",
+        },
+    )
+    assert settings.cookie_needed is True
+    assert settings.allowed_origins == ("https://a.example", "https://b.example")
+    assert settings.disabled_transports == ("websocket",)
+
+
+def test_a_malformed_environment_value_is_a_clear_error() -> None:
+    args = build_parser().parse_args(["serve"])
+    with pytest.raises(SystemExit, match="CURSORSHARE_PORT"):
+        config.from_args(args, {"CURSORSHARE_PORT": "eighty"})
+
+
+def test_every_setting_has_a_knob() -> None:
+    fields = set(config.Settings.__dataclass_fields__)
+    assert {knob.field for knob in config.KNOBS} == fields
+
+
+def _start(port: int, *extra: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, CURSORSHARE_PORT=str(port), CURSORSHARE_LOG_LEVEL="warning")
+    return subprocess.Popen(
+        [sys.executable, "-m", "cursorshare", *extra],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_serves_prints_its_url_and_stops_cleanly(stop: signal.Signals) -> None:
+    port = free_port()
+    proc = _start(port, "--host", "127.0.0.1")
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert f"http://localhost:{port}/" in line
+        assert "in-memory hub" in line
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz") as response:
+                    assert response.status == 200
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "server did not answer /healthz"
+                time.sleep(0.1)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/") as response:
+            assert b"cursorshare" in response.read()
+        proc.send_signal(stop)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
