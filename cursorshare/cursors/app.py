@@ -88,7 +88,8 @@ class CursorApp:
 
     def _on_message(self, member: CursorMember, raw: str) -> None:
         try:
-            if len(raw) > self.max_message_bytes:
+            # A character is at most 4 bytes: short messages skip the encode.
+            if len(raw) * 4 > self.max_message_bytes and len(raw.encode()) > self.max_message_bytes:
                 raise BadMessage("message too large")
             if member.flavour == V2:
                 data, state = self._v2_move(member, raw)

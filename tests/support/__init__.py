@@ -1,0 +1,1 @@
+"""Test-only helpers shared by the suites (not part of the cursorshare package)."""
