@@ -39,11 +39,14 @@ _loads = orjson.loads
 _perf_counter = time.perf_counter
 
 SEND_HEADERS = {"Content-Type": "text/plain;charset=UTF-8"}
+# A receive loop that never had to wait yields to the event loop after this many frames (or
+# chunks), so one client drowning in a burst cannot stall the send scheduler for long.
+YIELD_EVERY = 32
 
 # A cursor path: 64 points on an ellipse, in page pixels. Each client starts at its own offset.
 _PATH: list[tuple[int, int]] = [
-    (500 + int(400 * math.cos(2 * math.pi * i / 64)), 400 + int(300 * math.sin(2 * math.pi * i / 64)))
-    for i in range(64)
+    (500 + int(400 * math.cos(a)), 400 + int(300 * math.sin(a)))
+    for a in (2 * math.pi * i / 64 for i in range(64))
 ]
 
 
@@ -143,13 +146,13 @@ class SockJSClient:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    async def open(self, timeout: float = 10.0) -> None:
+    async def open(self, within: float = 10.0) -> None:
         """Open the session; returns once the server's ``o`` frame arrived."""
         loop = asyncio.get_running_loop()
         self._opened = loop.create_future()
         self._task = loop.create_task(self._run_guarded())
         try:
-            await asyncio.wait_for(asyncio.shield(self._opened), timeout)
+            await asyncio.wait_for(asyncio.shield(self._opened), within)
         except BaseException:
             await self.close()
             raise
@@ -194,7 +197,10 @@ class SockJSClient:
         s = self.seq
         self.seq = s + 1
         x, y = _PATH[(s + self._path_offset) & 63]
-        self.pending.append(f'"{{\\"x\\":{x},\\"y\\":{y},\\"t\\":{now_ms:.3f},\\"s\\":{s}' + self._tail)
+        # The move, JSON-encoded as a string inside the send array: "{\"x\":..,...}"
+        self.pending.append(
+            f'"{{\\"x\\":{x},\\"y\\":{y},\\"t\\":{now_ms:.3f},\\"s\\":{s}' + self._tail
+        )
         if not self.sending and not self.closed:
             self.sending = True
             self._flush_task = asyncio.get_running_loop().create_task(self._flush())
@@ -340,12 +346,21 @@ class WebSocketClient(SockJSClient):
         self._ws = ws
         try:
             text = aiohttp.WSMsgType.TEXT
+            budget = YIELD_EVERY
             while self._alive():
+                budget -= 1
+                if budget == 0:
+                    budget = YIELD_EVERY
+                    await asyncio.sleep(0)
                 msg = await ws.receive()
                 if msg.type is not text:
-                    if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
-                                    aiohttp.WSMsgType.CLOSED):
-                        self.close_reason = self.close_reason or f"websocket closed ({ws.close_code})"
+                    if msg.type in (
+                        aiohttp.WSMsgType.CLOSE,
+                        aiohttp.WSMsgType.CLOSING,
+                        aiohttp.WSMsgType.CLOSED,
+                    ):
+                        if not self.close_reason:
+                            self.close_reason = f"websocket closed ({ws.close_code})"
                         return
                     if msg.type is aiohttp.WSMsgType.ERROR:
                         raise RuntimeError(f"websocket error: {ws.exception()!r}")
@@ -404,6 +419,7 @@ class XhrStreamingClient(_StreamingClient):
 
     async def _read(self, content: aiohttp.StreamReader) -> bool:
         carry = b""
+        budget = YIELD_EVERY
         while self._alive():
             chunk = await content.readany()
             if not chunk:
@@ -411,6 +427,10 @@ class XhrStreamingClient(_StreamingClient):
             buf = carry + chunk if carry else chunk
             start = 0
             nl = buf.find(b"\n")
+            budget -= 1
+            if budget <= 0 or len(buf) > 4096:
+                budget = YIELD_EVERY
+                await asyncio.sleep(0)
             while nl >= 0:
                 if not self._frame_bytes(buf, start, nl):
                     return False
@@ -429,11 +449,16 @@ class EventSourceClient(_StreamingClient):
 
     async def _read(self, content: aiohttp.StreamReader) -> bool:
         carry = b""
+        budget = YIELD_EVERY
         while self._alive():
             chunk = await content.readany()
             if not chunk:
                 return True
             buf = carry + chunk if carry else chunk
+            budget -= 1
+            if budget <= 0 or len(buf) > 4096:
+                budget = YIELD_EVERY
+                await asyncio.sleep(0)
             start = 0
             end = buf.find(b"\r\n\r\n")
             while end >= 0:
@@ -491,4 +516,4 @@ def client_class(transport: str) -> type[SockJSClient]:
 
 
 # Keep the fine-bucket arithmetic in _account in step with stats.py.
-assert FINE_BUCKETS == int(100.0 * FINE_PER_MS)
+assert int(100.0 * FINE_PER_MS) == FINE_BUCKETS

@@ -13,8 +13,8 @@ __all__ = [
     "FINE_BUCKETS",
     "FINE_PER_MS",
     "LatencyHistogram",
-    "covered_moves",
     "coverage",
+    "covered_moves",
 ]
 
 # Buckets: 10 µs wide below 100 ms, then 1 ms wide up to 60 s; larger values land in the last.

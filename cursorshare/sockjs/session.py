@@ -184,11 +184,6 @@ class Session:
         buffered = receiver.write_buffer_size() if receiver is not None else 0
         return self._queued_bytes + buffered
 
-    @property
-    def attached(self) -> bool:
-        """True while a receiving connection is attached (the client is reading)."""
-        return self._receiver is not None
-
     # -- the transports' side ---------------------------------------------------------------
 
     def attach(self, receiver: Receiver) -> bool:
@@ -234,10 +229,6 @@ class Session:
             self._queued_bytes = 0
             return frame
         return self._close_frame
-
-    @property
-    def closing(self) -> bool:
-        return self.state is SessionState.CLOSING
 
     def expire(self) -> None:
         """Forget the session: the handler gets CLOSE (if not yet) and CLOSED."""
