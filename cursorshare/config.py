@@ -37,6 +37,9 @@ class Settings:
     response_limit: int = 128 * 1024
     max_message_size: int = 64 * 1024
     max_queue_bytes: int = 1024 * 1024
+    max_sessions: int = 20_000
+    max_sessions_per_address: int = 500
+    max_messages_per_second: float = 120.0
     cookie_needed: bool = False
     allowed_origins: tuple[str, ...] = ("*",)
     disabled_transports: tuple[str, ...] = ()
@@ -72,6 +75,9 @@ KNOBS = (
     Knob("response_limit", int, "bytes per streaming response before the client reopens it"),
     Knob("max_message_size", int, "largest websocket frame or send body, in bytes"),
     Knob("max_queue_bytes", int, "bytes queued for one session before it is closed (3008)"),
+    Knob("max_sessions", int, "live sessions per process; past it 503 / close 3010"),
+    Knob("max_sessions_per_address", int, "live sessions per client address; past it 503 / 3010"),
+    Knob("max_messages_per_second", float, "sustained messages per session; excess dropped, 3009"),
     Knob("cookie_needed", _bool, "set JSESSIONID for load balancers that stick on it"),
     Knob("allowed_origins", _csv, "comma-separated origins allowed for CORS and websocket; *: all"),
     Knob(

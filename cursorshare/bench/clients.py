@@ -72,6 +72,7 @@ class Tally:
         "lat_max",
         "lat_sum",
         "reopens",
+        "resends",
         "t0",
         "win_hi_ms",
         "win_lo_ms",
@@ -89,6 +90,7 @@ class Tally:
         self.win_hi_ms = math.inf
         self.errors = 0
         self.reopens = 0  # streaming/polling requests after the first
+        self.resends = 0  # xhr_send retried after a dropped keep-alive connection
         self.last_error = ""
 
     def now_ms(self) -> float:
@@ -220,16 +222,28 @@ class SockJSClient:
             self.sending = False
 
     async def _send(self, body: str) -> None:
-        """Send one SockJS send body (a JSON array of JSON strings) over HTTP."""
-        async with self.http.post(
-            self.session_url + "/xhr_send", data=body.encode(), headers=SEND_HEADERS
-        ) as resp:
-            await resp.read()
-            if resp.status == 404:
-                self.closed = True
-                raise SessionClosed("xhr_send: session not found")
-            if resp.status not in (200, 204):
-                raise RuntimeError(f"xhr_send: HTTP {resp.status}")
+        """Send one SockJS send body (a JSON array of JSON strings) over HTTP.
+
+        A keep-alive connection the server closed while it sat idle fails at once; like a
+        browser, retry such a send once on a new connection.
+        """
+        data = body.encode()
+        for attempt in (1, 2):
+            try:
+                async with self.http.post(
+                    self.session_url + "/xhr_send", data=data, headers=SEND_HEADERS
+                ) as resp:
+                    await resp.read()
+                    if resp.status == 404:
+                        self.closed = True
+                        raise SessionClosed("xhr_send: session not found")
+                    if resp.status not in (200, 204):
+                        raise RuntimeError(f"xhr_send: HTTP {resp.status}")
+                    return
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                if attempt == 2 or self.closed:
+                    raise
+                self.tally.resends += 1
 
     # -- receiving -----------------------------------------------------------------------
 
@@ -243,7 +257,7 @@ class SockJSClient:
         if kind == 0x63:  # 'c'
             raw = frame if isinstance(frame, str) else bytes(frame).decode("utf-8", "replace")
             self.close_reason = raw[1:]
-            if not self.closed:
+            if self.opened and not self.closed:  # before `o`, open() reports the failure
                 self.tally.error(f"{self.transport}: server closed the session {raw[1:]}")
             return False
         return True  # 'h' heartbeat (and the xhr-streaming prelude of 2048 'h')
