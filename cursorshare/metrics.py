@@ -31,6 +31,16 @@ class AppCollector(Collector):
         yield CounterMetricFamily(
             "cursorshare_messages_in", "Messages received from clients", value=stats.messages_in
         )
+        yield CounterMetricFamily(
+            "cursorshare_messages_dropped",
+            "Messages dropped by the per-session rate limit",
+            value=stats.messages_dropped,
+        )
+        yield CounterMetricFamily(
+            "cursorshare_sessions_refused",
+            "New sessions refused by max_sessions or max_sessions_per_address",
+            value=stats.sessions_refused,
+        )
         closes = CounterMetricFamily(
             "cursorshare_session_closes", "Sessions closed, by close code", labels=["code"]
         )

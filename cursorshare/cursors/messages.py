@@ -8,6 +8,7 @@ everyone, the sender included). The codec encodes one payload per flavour per ti
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from collections.abc import Sequence
@@ -17,6 +18,8 @@ import orjson
 
 from ..hub import JSON, Event, Kind
 from ..sockjs import frames
+
+log = logging.getLogger("cursorshare.cursors")
 
 V2 = "v2"
 TUTORIAL = "tutorial"
@@ -61,7 +64,12 @@ def _number(value: object, low: float, high: float) -> float:
     # bool is an int in Python but never a coordinate.
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise BadMessage("bad coordinates")
-    if not math.isfinite(value) or not low <= value <= high:
+    try:
+        # A huge integer (from the standard parser) overflows the float conversion.
+        in_range = math.isfinite(value) and low <= value <= high
+    except OverflowError:
+        in_range = False
+    if not in_range:
         raise BadMessage("bad coordinates")
     return value
 
@@ -78,7 +86,7 @@ def _object(raw: str) -> dict[str, Any]:
         # standard parser reads them as infinities, for the coordinate check to refuse.
         try:
             value = json.loads(raw, parse_constant=_reject_constant)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise BadMessage("not JSON") from exc
     if not isinstance(value, dict):
         raise BadMessage("not JSON")
@@ -101,6 +109,11 @@ def parse_tutorial_move(raw: str) -> dict[str, Any]:
     message = _object(raw)
     _number(message.get("x"), -MAX_PIXELS, MAX_PIXELS)
     _number(message.get("y"), -MAX_PIXELS, MAX_PIXELS)
+    try:
+        # Its extra fields pass through: they must encode again (orjson nests 254 deep).
+        orjson.dumps(message)
+    except TypeError as exc:
+        raise BadMessage("not JSON") from exc
     return message
 
 

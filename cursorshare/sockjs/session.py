@@ -57,6 +57,9 @@ class Receiver(Protocol):
     def write_buffer_size(self) -> int:
         """Bytes written but not yet sent to the client."""
 
+    def abort(self) -> None:
+        """Drop the connection at once, unsent bytes and all."""
+
 
 class Session:
     """One SockJS session, as the application sees it."""
@@ -152,7 +155,11 @@ class Session:
         if not was_new:
             self.manager.emit(self, SockjsMessage(MsgType.CLOSE, self.close_reason))
         if self._receiver is not None:
-            self._receiver.wake()
+            if code == SLOW_CONSUMER.code:
+                # It is not reading: a close frame would only queue behind what it never read.
+                self._receiver.abort()
+            else:
+                self._receiver.wake()
         elif self._expiry is None:
             self._arm_expiry()
 

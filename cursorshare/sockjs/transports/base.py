@@ -95,6 +95,11 @@ class HttpReceiver:
         transport = self.request.transport
         return transport.get_write_buffer_size() if transport is not None else 0
 
+    def abort(self) -> None:
+        transport = self.request.transport
+        if transport is not None:
+            transport.abort()
+
     # -- serving ------------------------------------------------------------------------------
 
     async def serve(self) -> web.StreamResponse:
@@ -113,10 +118,15 @@ class HttpReceiver:
             else:
                 frame = await self._next(session)
                 response = await self._answer_once(response, frame)
-        except (asyncio.CancelledError, ConnectionError):
+        except asyncio.CancelledError:
             session.detach(self, interrupted=True)
             raise
-        session.detach(self)
+        except ConnectionError:
+            # The client went away mid-write: an abort like any other, not a server error
+            # (aiohttp finishes a response on a dead connection quietly).
+            session.detach(self, interrupted=True)
+        else:
+            session.detach(self)
         return response
 
     def _headers(self) -> dict[str, str]:

@@ -13,12 +13,19 @@ import struct
 from typing import cast
 
 import orjson
-from aiohttp import WSCloseCode, WSMsgType, hdrs, web
+from aiohttp import WebSocketError, WSCloseCode, WSMsgType, hdrs, web
 
 from .. import frames
 from ..http import error
 from ..manager import SessionManager
-from ..messages import BROKEN_FRAMING, INTERRUPTED, TOO_MANY_SESSIONS, MsgType, SockjsMessage
+from ..messages import (
+    BROKEN_FRAMING,
+    INTERRUPTED,
+    MESSAGE_TOO_BIG,
+    TOO_MANY_SESSIONS,
+    MsgType,
+    SockjsMessage,
+)
 from ..session import Session
 from .base import Route
 
@@ -69,6 +76,15 @@ class WebSocketReceiver:
         transport = self._transport
         return transport.get_write_buffer_size() if transport is not None else 0
 
+    def abort(self) -> None:
+        self._closing = True
+        if self._transport is not None:
+            self._transport.abort()
+
+    def closed_by_protocol(self) -> None:
+        """aiohttp has sent its own close frame; nothing more may follow it."""
+        self._closing = True
+
 
 class RawWebSocketReceiver(WebSocketReceiver):
     """No SockJS framing: each message is one text frame, the close frame a real close."""
@@ -105,7 +121,10 @@ def _refuse_upgrade(manager: SessionManager, request: web.Request) -> web.Respon
 
 async def _accept(manager: SessionManager, request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(
-        compress=False, max_msg_size=manager.options.max_message_size, autoping=True
+        compress=False,
+        # aiohttp refuses a message of exactly max_msg_size; our limit is inclusive.
+        max_msg_size=manager.options.max_message_size + 1,
+        autoping=True,
     )
     await ws.prepare(request)
     return ws
@@ -138,6 +157,12 @@ async def _run(
         await manager.dispatch(session, SockjsMessage(MsgType.OPEN))
         async for msg in ws:
             if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                if msg.type is WSMsgType.ERROR and isinstance(msg.data, WebSocketError):
+                    # aiohttp already closed the connection with this code (1009 when the
+                    # message was too big); record it on the session too.
+                    receiver.closed_by_protocol()
+                    if msg.data.code == WSCloseCode.MESSAGE_TOO_BIG:
+                        session.close(*MESSAGE_TOO_BIG)
                 break
             if not framed:
                 data = msg.data if isinstance(msg.data, str) else msg.data.decode(errors="replace")
