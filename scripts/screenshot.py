@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Save docs/screenshot.png: three users' cursors in one room, seen by a fourth page.
+
+    python scripts/screenshot.py                     # starts a server on a free port
+    python scripts/screenshot.py --url http://127.0.0.1:8080 --out /tmp/shot.png
+
+Uses Debian's Chromium (/usr/bin/chromium) through Playwright. The browser suite calls
+`capture()` too (tests/browser/test_screenshot.py), so the README picture stays current.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from playwright.async_api import Browser, async_playwright
+
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "docs" / "screenshot.png"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--metrics-recording-only",
+    "--disable-breakpad",
+]
+VIEWPORT = {"width": 1280, "height": 720}
+ROOM = "design-review"
+OBSERVER = "Margaret"
+#: The three users and where their pointers rest, as fractions of the viewport.
+USERS = (("Ada", 0.26, 0.36), ("Grace", 0.63, 0.28), ("Linus", 0.47, 0.68))
+
+
+async def capture(browser: Browser, base_url: str, out: Path, *, room: str = ROOM) -> list[Any]:
+    """Open the observer and three users in `room`, move them, screenshot the observer.
+
+    Returns the observer's cursors (id, name, x, y) as drawn at the time of the shot.
+    """
+    contexts = []
+    try:
+
+        async def open_page(name: str) -> Any:
+            context = await browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
+            contexts.append(context)
+            page = await context.new_page()
+            await page.goto(f"{base_url}/?{urlencode({'room': room, 'name': name})}")
+            await page.wait_for_function(
+                "() => window.cursorshare && window.cursorshare.state === 'open'"
+                " && window.cursorshare.id !== null",
+                timeout=15000,
+            )
+            return page
+
+        observer = await open_page(OBSERVER)
+        users = [await open_page(name) for name, _, _ in USERS]
+        for page, (_, fx, fy) in zip(users, USERS, strict=True):
+            # a short glide to the resting place, as a person would
+            await page.mouse.move(VIEWPORT["width"] * 0.5, VIEWPORT["height"] * 0.5)
+            await page.mouse.move(
+                round(fx * VIEWPORT["width"]), round(fy * VIEWPORT["height"]), steps=12
+            )
+        expected = [
+            [
+                name,
+                round(round(fx * VIEWPORT["width"]) / VIEWPORT["width"], 4),
+                round(round(fy * VIEWPORT["height"]) / VIEWPORT["height"], 4),
+            ]
+            for name, fx, fy in USERS
+        ]
+        await observer.wait_for_function(
+            """(expected) => expected.every(([name, x, y]) =>
+                Array.from(document.querySelectorAll('#cursors .cursor')).some(el =>
+                    !el.hidden && el.querySelector('.cursor-name').textContent === name
+                    && Number(el.dataset.x) === x && Number(el.dataset.y) === y))""",
+            arg=expected,
+            timeout=10000,
+        )
+        # let the 90 ms glide transitions finish
+        await observer.wait_for_function(
+            "() => document.getAnimations().every(a => a.playState !== 'running')",
+            timeout=5000,
+        )
+        await observer.wait_for_timeout(150)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        await observer.screenshot(path=str(out))
+        cursors: list[Any] = await observer.evaluate(
+            """() => Array.from(document.querySelectorAll('#cursors .cursor')).map(el => ({
+                id: el.dataset.id, name: el.querySelector('.cursor-name').textContent,
+                x: Number(el.dataset.x), y: Number(el.dataset.y), hidden: el.hidden}))"""
+        )
+        return cursors
+    finally:
+        for context in contexts:
+            with contextlib.suppress(Exception):
+                await context.close()
+
+
+@contextlib.contextmanager
+def local_server() -> Iterator[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cursorshare", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"server exited with {process.returncode}")
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=2) as answer:
+                    if json.loads(answer.read()).get("status") == "ok":
+                        break
+            except (OSError, ValueError):
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("server did not answer /healthz")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+async def shoot(url: str, out: Path) -> list[Any]:
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            return await capture(browser, url, out)
+        finally:
+            await browser.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", help="a running server (default: start one on a free port)")
+    parser.add_argument("--out", type=Path, default=OUT, help=f"where to save (default {OUT})")
+    args = parser.parse_args()
+    if args.url:
+        cursors = asyncio.run(shoot(args.url.rstrip("/"), args.out))
+    else:
+        with local_server() as url:
+            cursors = asyncio.run(shoot(url, args.out))
+    print(f"saved {args.out}: {', '.join(c['name'] for c in cursors)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
