@@ -28,50 +28,27 @@ class AppCollector(Collector):
             sessions.add_metric([transport], count)
         yield sessions
         stats = manager.stats
-        yield CounterMetricFamily(
-            "cursorshare_messages_in", "Messages received from clients", value=stats.messages_in
-        )
-        yield CounterMetricFamily(
-            "cursorshare_messages_dropped",
-            "Messages dropped by the per-session rate limit",
-            value=stats.messages_dropped,
-        )
-        yield CounterMetricFamily(
-            "cursorshare_sessions_refused",
-            "New sessions refused by max_sessions or max_sessions_per_address",
-            value=stats.sessions_refused,
-        )
+        for name, help_text, value in (
+            ("messages_in", "Messages received from clients", stats.messages_in),
+            ("messages_dropped", "Messages dropped by the per-session rate limit",
+             stats.messages_dropped),
+            ("sessions_refused", "New sessions refused by max_sessions or "
+             "max_sessions_per_address", stats.sessions_refused),
+            ("hub_events", "Events queued into rooms (joins, moves, leaves)",
+             hub.stats.events_in),
+            ("hub_coalesced", "Moves dropped because a later one superseded them",
+             hub.stats.coalesced),
+            ("hub_payloads_out", "Encoded batches handed to sessions", hub.stats.payloads_out),
+            ("hub_bytes_out", "Bytes of encoded batches handed to sessions", hub.stats.bytes_out),
+            ("hub_overflows", "Members disconnected for staying behind", hub.stats.overflows),
+        ):  # fmt: skip
+            yield CounterMetricFamily(f"cursorshare_{name}", help_text, value=value)
         closes = CounterMetricFamily(
             "cursorshare_session_closes", "Sessions closed, by close code", labels=["code"]
         )
         for code, count in sorted(stats.closes.items()):
             closes.add_metric([str(code)], count)
         yield closes
-        yield CounterMetricFamily(
-            "cursorshare_hub_events",
-            "Events queued into rooms (joins, moves, leaves)",
-            value=hub.stats.events_in,
-        )
-        yield CounterMetricFamily(
-            "cursorshare_hub_coalesced",
-            "Moves dropped because a later one superseded them",
-            value=hub.stats.coalesced,
-        )
-        yield CounterMetricFamily(
-            "cursorshare_hub_payloads_out",
-            "Encoded batches handed to sessions",
-            value=hub.stats.payloads_out,
-        )
-        yield CounterMetricFamily(
-            "cursorshare_hub_bytes_out",
-            "Bytes of encoded batches handed to sessions",
-            value=hub.stats.bytes_out,
-        )
-        yield CounterMetricFamily(
-            "cursorshare_hub_overflows",
-            "Members disconnected for staying behind",
-            value=hub.stats.overflows,
-        )
         yield GaugeMetricFamily(
             "cursorshare_rooms", "Rooms with members on this node", value=len(hub.rooms)
         )

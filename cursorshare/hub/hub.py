@@ -237,12 +237,15 @@ class Hub:
                     batch.extend(events)
                     self._lagging[member] = Lagging(batch, now)
                 else:
-                    member.deliver(payload)
-                    self.stats.payloads_out += 1
-                    self.stats.bytes_out += len(payload)
+                    self._deliver(member, payload)
         if not room.members and not room.batch and (room.ready is None or room.ready.done()):
             del self._rooms[room.name]
             self._spawn(self.backplane.leave_room(room.name))
+
+    def _deliver(self, member: Member, payload: bytes) -> None:
+        member.deliver(payload)
+        self.stats.payloads_out += 1
+        self.stats.bytes_out += len(payload)
 
     def _catch_up(self, now: float) -> None:
         for member, lagging in list(self._lagging.items()):
@@ -251,9 +254,7 @@ class Hub:
                 payload = self.codec.encode(member.flavour, lagging.batch.take())
                 self.stats.encodes += 1
                 if payload is not None:
-                    member.deliver(payload)
-                    self.stats.payloads_out += 1
-                    self.stats.bytes_out += len(payload)
+                    self._deliver(member, payload)
             elif (
                 now - lagging.since > self.max_lag_seconds
                 or len(lagging.batch) > self.max_lag_events

@@ -8,6 +8,8 @@ Keys and channels (``<p>`` is the prefix, ``cursorshare`` by default):
 - ``<p>:presence:<room>`` — hash ``user id -> {record..., "node": id, "inst": token}`` of the
   users present in the room, on any node; what a node joining the room is told. It expires
   ``presence_ttl`` seconds after the last node with users in the room stopped refreshing it.
+- ``<p>:nodes`` — channel where a node says it (re)wrote its presence after (re)connecting,
+  so that the others compare their rooms with Redis at once.
 - ``<p>:node:<id>`` — the node's liveness key: its instance token, with a TTL of ``node_ttl``
   seconds, refreshed every ``heartbeat`` seconds. A user whose node key is gone (or holds a
   different token: the node restarted) belongs to a dead node.
@@ -21,11 +23,11 @@ away, departures are forgotten, and a scan after reconnecting removes them from 
 
 Every ``sweep_interval`` seconds a sweeper checks the nodes of the remote users this node
 knows of; users of dead nodes are removed from the hash and reported as left. Every
-``reconcile_interval`` seconds (and once ``node_ttl`` seconds after each (re)connection) each
-room's hash is compared with what this node told its hub: users it missed are reported as
-joined, users gone from the hash as left, users who moved meanwhile moved. So after an
-outage every node converges. Reads of Redis are ordered against messages by a change counter,
-so a message that overtakes a read is never undone by it.
+``reconcile_interval`` seconds (and ``node_ttl`` seconds after each (re)connection, and when
+another node says it is back) each room's hash is compared with what this node told its hub:
+users it missed are reported as joined, users gone from the hash as left, users who moved
+meanwhile moved. So after an outage every node converges. Reads of Redis are ordered against
+messages by a change counter, so a message that overtakes a read is never undone by it.
 
 When Redis goes away the node keeps serving its local users: ``state`` becomes ``"down"``,
 the outage is logged once, and a supervisor reconnects with exponential backoff (capped at
@@ -59,6 +61,20 @@ log = logging.getLogger("cursorshare.hub.redis")
 
 #: What a lost link to Redis raises.
 LINK_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+
+#: HDEL each field of the hash KEYS[1] whose value still contains its needle: ARGV holds
+#: field, needle, field, needle... A node never removes an entry that its owner re-wrote
+#: between the read that found it stale and the delete.
+DELETE_IF_CONTAINS = """
+local removed = 0
+for i = 1, #ARGV, 2 do
+  local value = redis.call('HGET', KEYS[1], ARGV[i])
+  if value and string.find(value, ARGV[i + 1], 1, true) then
+    removed = removed + redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+end
+return removed
+"""
 
 
 @dataclass(slots=True)
@@ -112,6 +128,13 @@ def _decode_record(raw: bytes | str) -> JSON | None:
     except orjson.JSONDecodeError:
         return None
     return record if isinstance(record, dict) and "id" in record else None
+
+
+def _needle(remote: _Remote) -> bytes:
+    """What the presence entry of a user written by ``remote``'s process contains."""
+    if remote.inst is not None:
+        return b'"inst":' + orjson.dumps(remote.inst)
+    return b'"node":' + orjson.dumps(remote.node)
 
 
 def _alive(token: str | None, inst: str | None) -> bool:
@@ -224,6 +247,8 @@ class RedisBackplane(Backplane):
         self._sub_waiters: dict[bytes, asyncio.Future[None]] = {}
         self._quiet_until = 0.0
         self._next_reconcile = 0.0
+        #: Tell the other nodes, once this node's presence is written, to compare theirs.
+        self._announce = False
         self._foreign_warned = False
 
     # -- keys ---------------------------------------------------------------------------------
@@ -236,6 +261,11 @@ class RedisBackplane(Backplane):
 
     def node_key(self, node: str) -> str:
         return f"{self.prefix}:node:{node}"
+
+    @property
+    def nodes_channel(self) -> str:
+        """Where a node that (re)connected says so, for the others to reconcile at once."""
+        return f"{self.prefix}:nodes"
 
     # -- Backplane ----------------------------------------------------------------------------
 
@@ -426,10 +456,10 @@ class RedisBackplane(Backplane):
         try:
             await asyncio.wait_for(client.ping(), self.timeout)
             await client.set(self.node_key(self.node_id), self.instance, px=self._ttl_ms())
-            control = f"{self.prefix}:control:{self.node_id}".encode()
+            # The nodes channel: always subscribed (also proves the reader works).
             confirmed = self._waiter()
-            self._sub_waiters = {control: confirmed}
-            await pubsub.subscribe(control)
+            self._sub_waiters = {self.nodes_channel.encode(): confirmed}
+            await pubsub.subscribe(self.nodes_channel)
             tasks.append(loop.create_task(self._read(pubsub)))
             await asyncio.wait_for(asyncio.shield(confirmed), self.timeout)
 
@@ -443,6 +473,8 @@ class RedisBackplane(Backplane):
             # Re-write this node's presence (Redis may have lost it, or others swept it).
             for room, users in self._local.items():
                 self._dirty.setdefault(room, set()).update(users)
+                self._dirty_count += len(users)
+            self._announce = True
             if self._down_since is not None:
                 log.warning(
                     "Redis backplane up again after %.1f s (%d batches dropped so far)",
@@ -528,7 +560,10 @@ class RedisBackplane(Backplane):
                 continue
             kind = message["type"]
             if kind == "message":
-                self._on_message(message["channel"], message["data"])
+                if message["channel"] == self.nodes_channel.encode():
+                    self._on_node_back(message["data"])
+                else:
+                    self._on_message(message["channel"], message["data"])
             elif kind == "subscribe":
                 waiter = self._sub_waiters.pop(message["channel"], None)
                 if waiter is not None and not waiter.done():
@@ -559,6 +594,16 @@ class RedisBackplane(Backplane):
         deliver = self._apply(view, node, inst, events)
         if deliver and self._on_remote is not None:
             self._on_remote(room, deliver)
+
+    def _on_node_back(self, data: bytes) -> None:
+        """Another node re-wrote its presence (it reconnected, or found itself swept)."""
+        try:
+            node = str(orjson.loads(data)["node"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return
+        if node != self.node_id:
+            log.debug("node %s is back: comparing rooms with Redis", node)
+            self._next_reconcile = min(self._next_reconcile, asyncio.get_running_loop().time())
 
     def _apply(self, view: _View, node: str, inst: str | None, events: list[Event]) -> list[Event]:
         """Record remote events in the room's view; returns those the hub must see."""
@@ -626,6 +671,12 @@ class RedisBackplane(Backplane):
                     self.stats.dropped += len(messages)
                     raise
                 self.stats.published += len(messages)
+            if self._announce:
+                await client.publish(
+                    self.nodes_channel,
+                    orjson.dumps({"node": self.node_id, "inst": self.instance}),
+                )
+                self._announce = False
             self._idle.set()
 
     async def _farewell(self, client: Redis) -> None:
@@ -654,6 +705,8 @@ class RedisBackplane(Backplane):
                 log.warning("node key %s was gone: re-writing this node's presence", key)
                 for room, users in self._local.items():
                     self._dirty.setdefault(room, set()).update(users)
+                    self._dirty_count += len(users)
+                self._announce = True
                 self._wake.set()
 
     async def _maintain(self, client: Redis) -> None:
@@ -686,15 +739,15 @@ class RedisBackplane(Backplane):
         async for key in client.scan_iter(match=f"{prefix}*", count=1000):
             room = (key.decode() if isinstance(key, bytes) else str(key))[len(prefix) :]
             local = self._local.get(room, {})
-            stale = []
+            stale: list[bytes | str] = []
             for user, raw in (await client.hgetall(key)).items():
                 record = _decode_record(raw)
                 if record is not None and record.get("node") == self.node_id:
                     name = user.decode() if isinstance(user, bytes) else str(user)
                     if name not in local or record.get("inst") != self.instance:
-                        stale.append(name)
+                        stale += [name, raw]
             if stale:
-                removed += await client.hdel(key, *stale)
+                removed += int(await client.eval(DELETE_IF_CONTAINS, 1, key, *stale))
         self._purge_own = False
         log.info("removed %d presence entries of users who left while Redis was away", removed)
 
@@ -710,7 +763,7 @@ class RedisBackplane(Backplane):
         seq = self._seq
         nodes = {r.node for view in self._views.values() for r in view.remote.values()}
         tokens = await self._tokens(client, nodes)
-        dead: dict[str, list[str]] = {}
+        dead: dict[str, list[bytes | str]] = {}
         for room, view in self._views.items():
             if view.joining is not None:
                 continue
@@ -721,7 +774,7 @@ class RedisBackplane(Backplane):
             ]
             if not gone:
                 continue
-            dead[room] = gone
+            dead[room] = [x for user in gone for x in (user, _needle(view.remote[user]))]
             for user in gone:
                 del view.remote[user]
                 self._seq += 1
@@ -731,8 +784,8 @@ class RedisBackplane(Backplane):
             self._deliver(room, [leave_event(user) for user in gone])
         if dead:
             pipe = client.pipeline(transaction=False)
-            for room, users in dead.items():
-                pipe.hdel(self.presence_key(room), *users)
+            for room, pairs in dead.items():
+                pipe.eval(DELETE_IF_CONTAINS, 1, self.presence_key(room), *pairs)
             await pipe.execute()
 
     async def _snapshot(self, room: str) -> dict[str, _Remote]:
@@ -742,27 +795,27 @@ class RedisBackplane(Backplane):
             return {}
         key = self.presence_key(room)
         entries = await client.hgetall(key)
-        records: dict[str, tuple[str, str | None, JSON]] = {}
+        records: dict[str, tuple[str, str | None, JSON, bytes | str]] = {}
         for raw in entries.values():
             record = _decode_record(raw)
             if record is None:
                 continue
             node = str(record.pop("node", ""))
             inst = record.pop("inst", None)
-            records[str(record["id"])] = (node, inst, record)
-        tokens = await self._tokens(client, {node for node, _, _ in records.values()})
+            records[str(record["id"])] = (node, inst, record, raw)
+        tokens = await self._tokens(client, {node for node, _, _, _ in records.values()})
         users: dict[str, _Remote] = {}
-        stale = []
-        for user, (node, inst, record) in records.items():
+        stale: list[bytes | str] = []
+        for user, (node, inst, record, raw) in records.items():
             if node == self.node_id:
                 if inst != self.instance or user not in self._local.get(room, {}):
-                    stale.append(user)  # an earlier life of this node, or a lost HDEL
+                    stale += [user, raw]  # an earlier life of this node, or a lost HDEL
             elif not _alive(tokens.get(node), inst):
-                stale.append(user)
+                stale += [user, raw]
             else:
                 users[user] = _Remote(node, inst, record, 0)
         if stale:
-            await client.hdel(key, *stale)
+            await client.eval(DELETE_IF_CONTAINS, 1, key, *stale)
         return users
 
     async def _reconcile(self, client: Redis, room: str) -> None:
