@@ -60,6 +60,10 @@ class AppCollector(Collector):
         state = hub.backplane.state
         backplane.add_metric([state], 1 if state in ("up", "local") else 0)
         yield backplane
+        for name, value in hub.backplane.counters().items():
+            yield CounterMetricFamily(
+                f"cursorshare_backplane_{name}", f"Backplane {name.replace('_', ' ')}", value=value
+            )
 
 
 def register_metrics(app: web.Application) -> None:

@@ -37,6 +37,10 @@ class Backplane(abc.ABC):
     async def leave_room(self, room: str) -> None:
         """Stop receiving the room's events (no local member is left)."""
 
+    def counters(self) -> dict[str, int]:
+        """Running totals for /metrics (batches published, received, dropped...)."""
+        return {}
+
     @abc.abstractmethod
     def publish(self, room: str, events: list[Event], presence: dict[str, JSON | None]) -> None:
         """Send this node's coalesced batch of one tick; ``presence`` maps each changed local

@@ -43,7 +43,7 @@ import logging
 import secrets
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
@@ -128,6 +128,20 @@ def _decode_record(raw: bytes | str) -> JSON | None:
     except orjson.JSONDecodeError:
         return None
     return record if isinstance(record, dict) and "id" in record else None
+
+
+async def _cancel(tasks: Iterable[asyncio.Task[None]], patience: float = 0.25) -> None:
+    """Cancel ``tasks`` and wait for them to end, cancelling again those that go on: on
+    Python 3.11 a cancellation can be lost (redis-py sends every command under
+    ``asyncio.wait_for``, which swallows a cancel that lands as the send completes)."""
+    pending = {task for task in tasks if not task.done()}
+    for _ in range(20):
+        if not pending:
+            return
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=patience)
+    log.error("%d backplane tasks would not stop", len(pending))
 
 
 def _needle(remote: _Remote) -> bytes:
@@ -219,6 +233,7 @@ class RedisBackplane(Backplane):
         self._state = "down"
         self._stopping = False
         self._supervisor: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[None] | None = None
         self._first_attempt: asyncio.Future[None] | None = None
         self._down_since: float | None = None
 
@@ -269,6 +284,9 @@ class RedisBackplane(Backplane):
 
     # -- Backplane ----------------------------------------------------------------------------
 
+    def counters(self) -> dict[str, int]:
+        return asdict(self.stats)
+
     @property
     def state(self) -> str:
         return self._state
@@ -291,10 +309,10 @@ class RedisBackplane(Backplane):
             except LINK_ERRORS as exc:
                 log.warning("could not remove this node's presence from Redis: %s", exc)
         if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
+            await _cancel([self._supervisor])
             self._supervisor = None
+        if self._closing is not None:
+            await asyncio.wait([self._closing], timeout=self.timeout)
         self._state = "down"
 
     async def join_room(self, room: str) -> list[JSON]:
@@ -509,13 +527,17 @@ class RedisBackplane(Backplane):
                 if not waiter.done():
                     waiter.set_exception(RedisConnectionError("the link to Redis was lost"))
             self._sub_waiters = {}
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
-            with contextlib.suppress(Exception):
-                await client.aclose()
+            # Closing goes on even if this is cancelled (stop() waits for it).
+            self._closing = loop.create_task(self._close(tasks, pubsub, client))
+            await asyncio.shield(self._closing)
+
+    @staticmethod
+    async def _close(tasks: list[asyncio.Task[None]], pubsub: PubSub, client: Redis) -> None:
+        await _cancel(tasks)
+        with contextlib.suppress(Exception):
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+        with contextlib.suppress(Exception):
+            await client.aclose()
 
     def _ttl_ms(self) -> int:
         return max(1, int(self.node_ttl * 1000))
