@@ -18,10 +18,15 @@ log = logging.getLogger("cursorshare")
 SHUTDOWN_TIMEOUT = 5.0
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
+def _new_loop(kind: str) -> asyncio.AbstractEventLoop:
+    if kind == "asyncio":
+        return asyncio.new_event_loop()
+    if kind != "uvloop":
+        raise SystemExit(f"unknown event loop {kind!r}: uvloop or asyncio")
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
+        log.warning("uvloop is not installed; using the asyncio event loop")
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()
 
@@ -47,7 +52,7 @@ def serve(args: argparse.Namespace) -> int:
         app,
         host=settings.host,
         port=settings.port,
-        loop=_new_loop(),
+        loop=_new_loop(settings.event_loop),
         handler_cancellation=True,  # an aborted poll is noticed at once
         shutdown_timeout=SHUTDOWN_TIMEOUT,
         access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,

@@ -44,6 +44,7 @@ class Settings:
     allowed_origins: tuple[str, ...] = ("*",)
     disabled_transports: tuple[str, ...] = ()
     access_log: bool = False
+    event_loop: str = "uvloop"
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ KNOBS = (
     Knob(
         "disabled_transports", _csv, "comma-separated SockJS transports to refuse (e.g. websocket)"
     ),
+    Knob("event_loop", str, "uvloop (faster) or asyncio (the standard library loop)"),
     Knob("access_log", _bool, "log one line per HTTP request (never message payloads)"),
 )
 
