@@ -134,14 +134,21 @@ async def _cancel(tasks: Iterable[asyncio.Task[None]], patience: float = 0.25) -
     """Cancel ``tasks`` and wait for them to end, cancelling again those that go on: on
     Python 3.11 a cancellation can be lost (redis-py sends every command under
     ``asyncio.wait_for``, which swallows a cancel that lands as the send completes)."""
+    tasks = list(tasks)
     pending = {task for task in tasks if not task.done()}
     for _ in range(20):
         if not pending:
-            return
+            break
         for task in pending:
             task.cancel()
         _, pending = await asyncio.wait(pending, timeout=patience)
-    log.error("%d backplane tasks would not stop", len(pending))
+    else:
+        log.error("%d backplane tasks would not stop", len(pending))
+    # Several tasks can fail with the same lost link; the first failure was reported, the
+    # others are the same outage and must not surface later as "never retrieved".
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()
 
 
 def _needle(remote: _Remote) -> bytes:
