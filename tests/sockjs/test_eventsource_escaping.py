@@ -40,7 +40,7 @@ def decode_uri(data: str) -> str:
             continue
         match = _ESCAPE.match(raw, i)
         if match is None:
-            raise URIError(f"malformed escape at {i}: {data[i:i + 3]!r}")
+            raise URIError(f"malformed escape at {i}: {data[i : i + 3]!r}")
         first = int(match.group(1), 16)
         length = 1 if first < 0x80 else 2 if first >> 5 == 6 else 3 if first >> 4 == 14 else 4
         octets = bytearray()
@@ -75,9 +75,7 @@ def test_the_model_of_decode_uri_shows_the_bug_the_escaping_fixes() -> None:
         decode_uri('a["100%"]')
 
 
-@pytest.mark.parametrize(
-    "message", SPECIAL_CHARS + PERCENT_CASES + [BYTE_RANGE], ids=repr
-)
+@pytest.mark.parametrize("message", SPECIAL_CHARS + PERCENT_CASES + [BYTE_RANGE], ids=repr)
 def test_every_frame_comes_back_from_decode_uri_unchanged(message: str) -> None:
     frame = frames.encode_messages([message])
     data = escape_for_decode_uri(frame).decode("utf-8")
