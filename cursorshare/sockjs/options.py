@@ -45,8 +45,9 @@ class EndpointOptions:
     #: Sustained messages per second a session may send (twice a 60 Hz cursor); the bucket
     #: holds two seconds of it. Excess messages are dropped and counted.
     max_messages_per_second: float = 120.0
-    #: Script the iframe page loads: sockjs-client, from our own origin by default.
-    sockjs_url: str = "/vendor/sockjs.min.js"
+    #: Script the iframe page loads. None: the sockjs-client this library ships, served under
+    #: the endpoint's prefix (`{prefix}/sockjs-client/{version}/sockjs.min.js`).
+    sockjs_url: str | None = None
 
     @classmethod
     def build(
