@@ -153,7 +153,7 @@ def add_endpoint(
         iframe_page(iframe_script_url(router, prefix, settings.sockjs_url)),
         allow_head=False,
     )
-    if settings.websocket_enabled:
+    if settings.raw_websocket_enabled:
         router.add_route("*", prefix + "/websocket", _bind(raw_websocket, manager))
     for route in ROUTES:
         if route.name in settings.disabled_transports:

@@ -16,6 +16,8 @@ TRANSPORTS = (
     "jsonp",
     "jsonp_send",
 )
+#: The raw websocket at `{prefix}/websocket`; disabling "websocket" disables it too.
+RAW_WEBSOCKET = "websocket-raw"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +61,7 @@ class EndpointOptions:
     ) -> EndpointOptions:
         """Validate user-supplied options (typos raise instead of being ignored)."""
         disabled = frozenset(disabled_transports)
-        unknown = disabled - set(TRANSPORTS)
+        unknown = disabled - {*TRANSPORTS, RAW_WEBSOCKET}
         if unknown:
             raise ValueError(f"unknown transports to disable: {sorted(unknown)}")
         known = set(cls.__dataclass_fields__)
@@ -89,6 +91,10 @@ class EndpointOptions:
     @property
     def websocket_enabled(self) -> bool:
         return "websocket" not in self.disabled_transports
+
+    @property
+    def raw_websocket_enabled(self) -> bool:
+        return self.websocket_enabled and RAW_WEBSOCKET not in self.disabled_transports
 
     def origin_allowed(self, origin: str | None) -> bool:
         """True when CORS answers and websocket upgrades may name this origin."""
