@@ -46,8 +46,12 @@ def serve(aiohttp_server: Any) -> Serve:
 async def connect() -> AsyncIterator[Connect]:
     opened: list[SockJSClient] = []
 
-    async def go(transport: str, url: str, query: str = "") -> SockJSClient:
+    async def go(
+        transport: str, url: str, query: str = "", session_id: str | None = None
+    ) -> SockJSClient:
         client = make_client(transport)
+        if session_id is not None:
+            client.session_id = session_id
         opened.append(client)
         await client.connect(url, query)
         return client
