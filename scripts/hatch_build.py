@@ -1,7 +1,8 @@
 """Build hook: put the browser app (with its pinned sockjs-client) into the wheel.
 
-`pip install .` then gives a server that serves its web assets with no source checkout.
-Editable installs serve `web/static` from the checkout instead.
+`pip install .` then gives a server that serves its web assets with no source checkout, and a
+SockJS layer that serves the same sockjs-client for its iframe page
+(`cursorshare/sockjs/_client`). Editable installs use `web/static` from the checkout instead.
 """
 
 from __future__ import annotations
@@ -25,3 +26,6 @@ class WebAssetsHook(BuildHookInterface):  # type: ignore[type-arg]
         if version == "editable":
             return
         build_data["force_include"][str(web / "static")] = "cursorshare/_web"
+        vendor = web / "static" / "vendor"
+        for name in ("sockjs.min.js", "sockjs.min.js.map"):
+            build_data["force_include"][str(vendor / name)] = f"cursorshare/sockjs/_client/{name}"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import html
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 
 import orjson
 from aiohttp import hdrs, web
 
+from .client_script import shipped_client
 from .http import (
     CONTENT_HTML,
     CONTENT_JSON,
@@ -41,6 +43,8 @@ _IFRAME = """<!DOCTYPE html>
   <p>This is a SockJS hidden iframe. It's used for cross domain magic.</p>
 </body>
 </html>"""
+
+log = logging.getLogger("cursorshare.sockjs")
 
 # Server and session ids: any non-empty segment without dots.
 _SEGMENT = r"[^/.]+"
@@ -86,6 +90,22 @@ def iframe_page(sockjs_url: str) -> Callable[[web.Request], Awaitable[web.Respon
     return iframe
 
 
+def iframe_script_url(router: web.UrlDispatcher, prefix: str, sockjs_url: str | None) -> str:
+    """The script the iframe page loads: ``sockjs_url``, else the shipped client, now routed."""
+    if sockjs_url is not None:
+        return sockjs_url
+    client = shipped_client()
+    if client is None:
+        log.warning(
+            "no sockjs-client is shipped with this installation: the iframe transports of %s "
+            "will fail until sockjs_url names one",
+            prefix,
+        )
+        return f"{prefix}/sockjs-client/missing/sockjs.min.js"
+    client.add_routes(router, prefix)
+    return client.url_under(prefix)
+
+
 def _bind(
     handler: TransportHandler, manager: SessionManager
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -113,6 +133,8 @@ def add_endpoint(
     ``handler(msg, session)`` receives every session's events. ``options`` are the fields of
     `EndpointOptions` (heartbeat_delay, disconnect_delay, response_limit, cookie_needed,
     disabled_transports, allowed_origins, max_message_size, max_queue_bytes, sockjs_url).
+    Without ``sockjs_url`` the iframe page loads the sockjs-client this library ships, served
+    under ``prefix``.
     """
     prefix = prefix.rstrip("/")
     if not prefix.startswith("/"):
@@ -128,10 +150,10 @@ def add_endpoint(
     router.add_route("OPTIONS", prefix + "/info", _bind(info_options, manager))
     router.add_get(
         prefix + r"/iframe{version:(-[^/]*)?}.html",
-        iframe_page(settings.sockjs_url),
+        iframe_page(iframe_script_url(router, prefix, settings.sockjs_url)),
         allow_head=False,
     )
-    if settings.websocket_enabled:
+    if settings.raw_websocket_enabled:
         router.add_route("*", prefix + "/websocket", _bind(raw_websocket, manager))
     for route in ROUTES:
         if route.name in settings.disabled_transports:

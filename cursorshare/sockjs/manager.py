@@ -78,9 +78,12 @@ class SessionManager(Mapping[str, Session]):
         transport: str,
         remote: str | None,
         query: Mapping[str, str],
+        request: web.Request | None = None,
     ) -> Session:
         """A new session; websocket sessions get a key of their own (ids may be reused)."""
-        session = Session(self, session_id, transport=transport, remote=remote, query=query)
+        session = Session(
+            self, session_id, transport=transport, remote=remote, query=query, request=request
+        )
         key = session_id
         if transport == "websocket":
             key = f"{session_id}#ws{next(self._websocket_ids)}"

@@ -16,6 +16,8 @@ TRANSPORTS = (
     "jsonp",
     "jsonp_send",
 )
+#: The raw websocket at `{prefix}/websocket`; disabling "websocket" disables it too.
+RAW_WEBSOCKET = "websocket-raw"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +47,9 @@ class EndpointOptions:
     #: Sustained messages per second a session may send (twice a 60 Hz cursor); the bucket
     #: holds two seconds of it. Excess messages are dropped and counted.
     max_messages_per_second: float = 120.0
-    #: Script the iframe page loads: sockjs-client, from our own origin by default.
-    sockjs_url: str = "/vendor/sockjs.min.js"
+    #: Script the iframe page loads. None: the sockjs-client this library ships, served under
+    #: the endpoint's prefix (`{prefix}/sockjs-client/{version}/sockjs.min.js`).
+    sockjs_url: str | None = None
 
     @classmethod
     def build(
@@ -58,7 +61,7 @@ class EndpointOptions:
     ) -> EndpointOptions:
         """Validate user-supplied options (typos raise instead of being ignored)."""
         disabled = frozenset(disabled_transports)
-        unknown = disabled - set(TRANSPORTS)
+        unknown = disabled - {*TRANSPORTS, RAW_WEBSOCKET}
         if unknown:
             raise ValueError(f"unknown transports to disable: {sorted(unknown)}")
         known = set(cls.__dataclass_fields__)
@@ -88,6 +91,10 @@ class EndpointOptions:
     @property
     def websocket_enabled(self) -> bool:
         return "websocket" not in self.disabled_transports
+
+    @property
+    def raw_websocket_enabled(self) -> bool:
+        return self.websocket_enabled and RAW_WEBSOCKET not in self.disabled_transports
 
     def origin_allowed(self, origin: str | None) -> bool:
         """True when CORS answers and websocket upgrades may name this origin."""

@@ -35,6 +35,8 @@ from .messages import (
 )
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from .manager import SessionManager
 
 log = logging.getLogger("cursorshare.sockjs")
@@ -74,6 +76,7 @@ class Session:
         "_queue",
         "_queued_bytes",
         "_receiver",
+        "_request",
         "_tokens",
         "_tokens_at",
         "close_reason",
@@ -93,8 +96,10 @@ class Session:
         transport: str,
         remote: str | None = None,
         query: Mapping[str, str] | None = None,
+        request: web.Request | None = None,
     ) -> None:
         self.id = session_id
+        self._request = request
         self.manager = manager
         #: The transport of the request that opened the session.
         self.transport = transport
@@ -119,6 +124,16 @@ class Session:
 
     def __repr__(self) -> str:
         return f"<Session {self.id!r} {self.transport} {self.state.value}>"
+
+    @property
+    def request(self) -> web.Request | None:
+        """The aiohttp request that opened the session (None for one made without a request)."""
+        return self._request
+
+    @property
+    def receiving(self) -> bool:
+        """True while a receiving connection (poll, stream or websocket) is attached."""
+        return self._receiver is not None
 
     # -- the application's side -------------------------------------------------------------
 

@@ -28,7 +28,7 @@ import secrets
 import time
 from collections.abc import Callable
 from typing import Any, ClassVar
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 import aiohttp
 
@@ -333,7 +333,9 @@ class EventSourceClient(_Streaming):
     suffix = "eventsource"
 
     def _frame_of_line(self, line: str) -> str | None:
-        return line[len("data: ") :] if line.startswith("data: ") else None
+        # sockjs-client runs decodeURI on each event; the server escapes only `%` and the
+        # event's control characters, so unquoting all of them is the exact inverse.
+        return unquote(line[len("data: ") :]) if line.startswith("data: ") else None
 
 
 class HtmlFileClient(_Streaming):

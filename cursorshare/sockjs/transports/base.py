@@ -49,7 +49,11 @@ def open_or_create(manager: SessionManager, request: web.Request, transport: str
         if not manager.has_room_for(request.remote):
             return None
         session = manager.create(
-            session_id, transport=transport, remote=request.remote, query=request.query
+            session_id,
+            transport=transport,
+            remote=request.remote,
+            query=request.query,
+            request=request,
         )
     return session
 

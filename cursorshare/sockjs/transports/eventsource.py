@@ -1,6 +1,10 @@
 """EventSource: a `\\r\\n` prelude (an old Opera bug), then one `data:` event per frame.
 
-Frames are JSON, so they never hold the newlines or leading spaces the format would mangle.
+sockjs-client passes every event's data through `decodeURI`, so a frame must arrive
+percent-escaped where that would change it: a `%` becomes `%25` (otherwise "%20" would arrive
+as a space, and a lone "100%" makes the client throw and lose the message). `\\r`, `\\n` and
+NUL would end or corrupt the event; JSON already escapes them, but they are escaped here too,
+as sockjs-node does, so the framing never depends on what produced the frame.
 """
 
 from __future__ import annotations
@@ -9,6 +13,17 @@ from aiohttp import web
 
 from ..manager import SessionManager
 from .base import HttpReceiver, Route
+
+# `%` first, so the escapes added for the other characters are not escaped again.
+_PERCENT_ESCAPES = ((b"%", b"%25"), (b"\r", b"%0D"), (b"\n", b"%0A"), (b"\x00", b"%00"))
+
+
+def escape_for_decode_uri(frame: bytes) -> bytes:
+    """``frame`` such that the client's ``decodeURI`` gives it back unchanged."""
+    for char, escaped in _PERCENT_ESCAPES:
+        if char in frame:
+            frame = frame.replace(char, escaped)
+    return frame
 
 
 class EventSource(HttpReceiver):
@@ -20,7 +35,7 @@ class EventSource(HttpReceiver):
         return b"\r\n"
 
     def encode(self, frame: bytes) -> bytes:
-        return b"data: " + frame + b"\r\n\r\n"
+        return b"data: " + escape_for_decode_uri(frame) + b"\r\n\r\n"
 
 
 async def eventsource(manager: SessionManager, request: web.Request) -> web.StreamResponse:

@@ -149,6 +149,7 @@ async def _run(
         transport="websocket",
         remote=request.remote,
         query=request.query,
+        request=request,
     )
     receiver = receiver_class(session, ws, request)
     session.attach(receiver)
