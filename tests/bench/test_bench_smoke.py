@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from cursorshare.bench import LoadConfig, run_load
-from cursorshare.bench.clients import TRANSPORTS
+from cursorshare.bench.transports import TRANSPORTS
 
 ROOT = Path(__file__).resolve().parents[2]
 
