@@ -151,7 +151,8 @@ async def _one_point(
                     duration=opts.duration,
                     warmup=opts.warmup,
                     drain=opts.drain,
-                    observers=opts.observers,
+                    # A many-rooms point observes at least one client of every room.
+                    observers=None if opts.observers is None else max(opts.observers, rooms),
                     server_pid=server.pid,
                     rooms=rooms,
                     processes=opts.processes,

@@ -232,7 +232,7 @@ def render_markdown(res: CompareResult) -> str:
             "query), every move delivered to every client of its room; a move from another room "
             "counts as an error. expected = N x (N / K) x rate. Coverage and latency are "
             "computed per room: worst room coverage is the lowest, worst room p99 the highest "
-            "over the rooms that had an observer."
+            "over the rooms; every room has at least one observer."
         )
         out.append("")
         out += _table(res, True, notes)
