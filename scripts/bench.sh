@@ -2,7 +2,7 @@
 # The benchmark tables of docs/benchmarks.md: cursorshare against the sockjs-node tutorial
 # server, one room and many rooms, written by `python -m benchmarks.compare`.
 #
-#   scripts/bench.sh                      # both tables (about 25 minutes), updates the doc
+#   scripts/bench.sh                      # both tables (about 20 minutes), updates the doc
 #   DURATION=5 CLIENTS=50,200 MANY_ROOMS=1000:200 scripts/bench.sh   # a shorter run
 #   UPDATE_DOC=0 scripts/bench.sh --servers cursorshare   # extra args go to benchmarks.compare
 #
