@@ -1,9 +1,15 @@
-"""Raw SockJS wire-protocol clients, one small class per transport.
+"""The raw SockJS wire-protocol client's common part; one subclass per transport lives in
+``transports.py``.
 
-A client is one SockJS session. It knows the framing of its transport and nothing else: every
-``a[...]`` frame it receives goes to :meth:`SockJSClient._account`, which updates the run's
-shared :class:`Tally` (arrival count, latency histogram) and the client's own ``last_seen``
-table (the highest sequence number received from each sender, for coverage).
+A client is one SockJS session in one room. It knows the framing of its transport and nothing
+else: every ``a[...]`` frame it receives goes to :meth:`SockJSClient._account`, which updates
+the process's shared :class:`Tally` (arrival count, latency histograms) and the client's own
+``last_seen`` table (the highest sequence number received from each sender of its room, for
+coverage).
+
+Rooms: with ``rooms = K``, client ``i`` is in room ``i % K`` (named ``r<i % K>`` in the session
+URL's ``room`` query parameter) and is member number ``i // K`` of it, so a move's ``c`` field
+says which room it belongs to; a move from another room is booked as a cross-room error.
 
 Moves are queued with :meth:`SockJSClient.move` (never blocks); one flush task per client sends
 whatever is pending as one SockJS send (a JSON array of strings), so a client whose previous send
@@ -22,18 +28,9 @@ from typing import Any, ClassVar
 import aiohttp
 import orjson
 
-from .stats import FINE_BUCKETS, FINE_PER_MS, N_BUCKETS, bucket_of
+from .stats import FINE_BUCKETS, FINE_PER_MS, N_BUCKETS, ROOM_BUCKETS, bucket_of, room_bucket_of
 
-__all__ = [
-    "TRANSPORTS",
-    "EventSourceClient",
-    "SockJSClient",
-    "Tally",
-    "WebSocketClient",
-    "XhrPollingClient",
-    "XhrStreamingClient",
-    "client_class",
-]
+__all__ = ["SessionClosed", "SockJSClient", "Tally", "room_name"]
 
 _loads = orjson.loads
 _perf_counter = time.perf_counter
@@ -54,16 +51,23 @@ class SessionClosed(Exception):
     """The server closed the SockJS session (a ``c[code,reason]`` frame or a 404)."""
 
 
-class Tally:
-    """Counters shared by every client of one run. Single-threaded: plain attributes.
+def room_name(room: int) -> str:
+    """The ``room`` query value of room number ``room`` (valid for both servers)."""
+    return f"r{room}"
 
-    ``t0`` is the origin of the run's clock (``time.perf_counter()``); the ``t`` field of every
-    move is milliseconds since ``t0``. Latency is recorded only for moves whose ``t`` lies in
+
+class Tally:
+    """Counters shared by every client of one generator process. Single-threaded.
+
+    ``t0`` is the origin of the run's clock (``time.perf_counter()``, CLOCK_MONOTONIC on Linux,
+    so one origin serves every generator process of a run); the ``t`` field of every move is
+    milliseconds since ``t0``. Latency is recorded only for moves whose ``t`` lies in
     ``[win_lo_ms, win_hi_ms)``.
     """
 
     __slots__ = (
         "arrivals",
+        "cross_room",
         "errors",
         "foreign",
         "frames",
@@ -73,6 +77,7 @@ class Tally:
         "lat_sum",
         "reopens",
         "resends",
+        "room_hist",
         "t0",
         "win_hi_ms",
         "win_lo_ms",
@@ -92,6 +97,9 @@ class Tally:
         self.reopens = 0  # streaming/polling requests after the first
         self.resends = 0  # xhr_send retried after a dropped keep-alive connection
         self.last_error = ""
+        self.cross_room = 0  # moves received from a sender of another room
+        # Per observed room: a coarse latency histogram (stats.room_bucket_of).
+        self.room_hist: dict[int, list[int]] = {}
 
     def now_ms(self) -> float:
         return (_perf_counter() - self.t0) * 1000.0
@@ -123,16 +131,27 @@ class SockJSClient:
         tally: Tally,
         *,
         n_senders: int = 0,
+        rooms: int = 1,
         observer: bool = True,
         deadline: float = math.inf,
     ) -> None:
         self.http = http
         self.index = index
         self.tally = tally
+        self.rooms = max(1, rooms)
+        self.room = index % self.rooms
+        self.n_senders = n_senders
         server, session = _random_session()
         self.session_url = f"{base_url.rstrip('/')}/{server}/{session}"
-        # Highest sequence number received per sender index; None for a counting-only client.
-        self.last_seen: list[int] | None = [-1] * n_senders if observer else None
+        # Appended to every request URL, after the transport's path, as sockjs-client does.
+        self.query = f"?room={room_name(self.room)}" if self.rooms > 1 else ""
+        # Highest sequence number received per member of the room (sender ``c`` is member
+        # ``c // rooms``); None for a counting-only client.
+        members = -(-n_senders // self.rooms)
+        self.last_seen: list[int] | None = [-1] * members if observer else None
+        self.room_hist: list[int] | None = None
+        if observer:
+            self.room_hist = tally.room_hist.setdefault(self.room, [0] * ROOM_BUCKETS)
         self.deadline = deadline  # perf_counter() time after which every loop gives up
         self.seq = 0  # sequence number of the next move
         self.pending: list[str] = []
@@ -231,7 +250,7 @@ class SockJSClient:
         for attempt in (1, 2):
             try:
                 async with self.http.post(
-                    self.session_url + "/xhr_send", data=data, headers=SEND_HEADERS
+                    self.session_url + "/xhr_send" + self.query, data=data, headers=SEND_HEADERS
                 ) as resp:
                     await resp.read()
                     if resp.status == 404:
@@ -269,13 +288,16 @@ class SockJSClient:
         tally.arrivals += n
         tally.frames += 1
         last = self.last_seen
-        if last is None or n == 0:
+        room_hist = self.room_hist
+        if last is None or room_hist is None or n == 0:
             return
         objs = _loads("[" + ",".join(msgs) + "]") if n > 1 else [_loads(msgs[0])]
         lo = tally.win_lo_ms
         hi = tally.win_hi_ms
         hist = tally.hist
-        n_senders = len(last)
+        n_senders = self.n_senders
+        rooms = self.rooms
+        room = self.room
         lat_sum = 0.0
         lat_max = tally.lat_max
         for m in objs:
@@ -289,14 +311,21 @@ class SockJSClient:
             if type(c) is not int or not 0 <= c < n_senders:
                 tally.foreign += 1
                 continue
-            if s > last[c]:
-                last[c] = s
+            if c % rooms != room:
+                tally.cross_room += 1
+                tally.error(f"room {room} received a move of client {c} (room {c % rooms})")
+                continue
+            p = c // rooms
+            if s > last[p]:
+                last[p] = s
             if lo <= t < hi:
                 d = now_ms - t
                 if d < 100.0:
                     hist[int(d * FINE_PER_MS) if d > 0.0 else 0] += 1
+                    room_hist[int(d * 10.0) if d > 0.0 else 0] += 1
                 else:
                     hist[bucket_of(d)] += 1
+                    room_hist[room_bucket_of(d)] += 1
                 lat_sum += d
                 if d > lat_max:
                     lat_max = d
@@ -337,197 +366,6 @@ class SockJSClient:
         return not self.closed and _perf_counter() < self.deadline
 
 
-class WebSocketClient(SockJSClient):
-    """``/<server>/<session>/websocket``: one SockJS frame per websocket text message."""
-
-    transport = "websocket"
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
-        url = self.session_url + "/websocket"
-        self.ws_url = "ws" + url[4:] if url.startswith("http") else url
-
-    async def _run(self) -> None:
-        ws = await self.http.ws_connect(
-            self.ws_url,
-            autoping=True,
-            heartbeat=None,
-            max_msg_size=0,
-            compress=0,
-            timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
-        )
-        self._ws = ws
-        try:
-            text = aiohttp.WSMsgType.TEXT
-            budget = YIELD_EVERY
-            while self._alive():
-                budget -= 1
-                if budget == 0:
-                    budget = YIELD_EVERY
-                    await asyncio.sleep(0)
-                msg = await ws.receive()
-                if msg.type is not text:
-                    if msg.type in (
-                        aiohttp.WSMsgType.CLOSE,
-                        aiohttp.WSMsgType.CLOSING,
-                        aiohttp.WSMsgType.CLOSED,
-                    ):
-                        if not self.close_reason:
-                            self.close_reason = f"websocket closed ({ws.close_code})"
-                        return
-                    if msg.type is aiohttp.WSMsgType.ERROR:
-                        raise RuntimeError(f"websocket error: {ws.exception()!r}")
-                    continue
-                frame: str = msg.data
-                if not frame:
-                    continue
-                if frame[0] == "a":
-                    self._messages_str(frame)
-                elif not self._control(ord(frame[0]), frame):
-                    return
-        finally:
-            self._ws = None
-            if not ws.closed:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(ws.close(), 2.0)
-
-    async def _send(self, body: str) -> None:
-        ws = self._ws
-        if ws is None or ws.closed:
-            raise SessionClosed("websocket is not open")
-        await ws.send_str(body)
-
-
-class _StreamingClient(SockJSClient):
-    """Shared loop of the streaming transports: one long response, reopened when it ends."""
-
-    method: ClassVar[str] = "POST"
-    path: ClassVar[str] = ""
-
-    async def _run(self) -> None:
-        first = True
-        while self._alive():
-            if not first:
-                self.tally.reopens += 1
-            first = False
-            async with self.http.request(
-                self.method, self.session_url + self.path, timeout=aiohttp.ClientTimeout()
-            ) as resp:
-                if resp.status == 404:
-                    raise SessionClosed(f"{self.path}: session not found")
-                if resp.status != 200:
-                    raise RuntimeError(f"{self.path}: HTTP {resp.status}")
-                if not await self._read(resp.content):
-                    return
-
-    async def _read(self, content: aiohttp.StreamReader) -> bool:  # pragma: no cover
-        raise NotImplementedError
-
-
-class XhrStreamingClient(_StreamingClient):
-    """POST ``xhr_streaming``: a 2048-byte ``h`` prelude, then newline-terminated frames."""
-
-    transport = "xhr-streaming"
-    path = "/xhr_streaming"
-
-    async def _read(self, content: aiohttp.StreamReader) -> bool:
-        carry = b""
-        budget = YIELD_EVERY
-        while self._alive():
-            chunk = await content.readany()
-            if not chunk:
-                return True  # the server ended the response (response_limit): reopen
-            buf = carry + chunk if carry else chunk
-            start = 0
-            nl = buf.find(b"\n")
-            budget -= 1
-            if budget <= 0 or len(buf) > 4096:
-                budget = YIELD_EVERY
-                await asyncio.sleep(0)
-            while nl >= 0:
-                if not self._frame_bytes(buf, start, nl):
-                    return False
-                start = nl + 1
-                nl = buf.find(b"\n", start)
-            carry = buf[start:]
-        return False
-
-
-class EventSourceClient(_StreamingClient):
-    """GET ``eventsource``: a ``\\r\\n`` prelude, then ``data: <frame>\\r\\n\\r\\n`` events."""
-
-    transport = "eventsource"
-    method = "GET"
-    path = "/eventsource"
-
-    async def _read(self, content: aiohttp.StreamReader) -> bool:
-        carry = b""
-        budget = YIELD_EVERY
-        while self._alive():
-            chunk = await content.readany()
-            if not chunk:
-                return True
-            buf = carry + chunk if carry else chunk
-            budget -= 1
-            if budget <= 0 or len(buf) > 4096:
-                budget = YIELD_EVERY
-                await asyncio.sleep(0)
-            start = 0
-            end = buf.find(b"\r\n\r\n")
-            while end >= 0:
-                s = start
-                while buf.startswith(b"\r\n", s, end):
-                    s += 2
-                if buf.startswith(b"data: ", s, end):
-                    s += 6
-                    if not self._frame_bytes(buf, s, end):
-                        return False
-                start = end + 4
-                end = buf.find(b"\r\n\r\n", start)
-            carry = buf[start:]
-        return False
-
-
-class XhrPollingClient(SockJSClient):
-    """POST ``xhr`` in a loop: each response is one frame and a newline."""
-
-    transport = "xhr-polling"
-
-    async def _run(self) -> None:
-        url = self.session_url + "/xhr"
-        first = True
-        while self._alive():
-            if not first:
-                self.tally.reopens += 1
-            first = False
-            async with self.http.post(url, timeout=aiohttp.ClientTimeout()) as resp:
-                body = await resp.read()
-                if resp.status == 404:
-                    raise SessionClosed("xhr: session not found")
-                if resp.status != 200:
-                    raise RuntimeError(f"xhr: HTTP {resp.status}")
-            end = len(body)
-            while end > 0 and body[end - 1] == 0x0A:
-                end -= 1
-            if not self._frame_bytes(body, 0, end):
-                return
-
-
-TRANSPORTS: dict[str, type[SockJSClient]] = {
-    cls.transport: cls
-    for cls in (WebSocketClient, XhrStreamingClient, EventSourceClient, XhrPollingClient)
-}
-
-
-def client_class(transport: str) -> type[SockJSClient]:
-    try:
-        return TRANSPORTS[transport]
-    except KeyError:
-        raise ValueError(
-            f"unknown transport {transport!r} (choose from {', '.join(TRANSPORTS)})"
-        ) from None
-
-
 # Keep the fine-bucket arithmetic in _account in step with stats.py.
 assert int(100.0 * FINE_PER_MS) == FINE_BUCKETS
+assert room_bucket_of(99.99) == int(99.99 * 10.0)

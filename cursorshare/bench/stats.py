@@ -7,14 +7,17 @@ received frame) can bind the lists to locals and update them without allocating.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 __all__ = [
     "FINE_BUCKETS",
     "FINE_PER_MS",
+    "ROOM_BUCKETS",
     "LatencyHistogram",
     "coverage",
     "covered_moves",
+    "room_bucket_of",
+    "room_percentile",
 ]
 
 # Buckets: 10 µs wide below 100 ms, then 1 ms wide up to 60 s; larger values land in the last.
@@ -39,6 +42,59 @@ def bucket_bounds(i: int) -> tuple[float, float]:
         return i / FINE_PER_MS, (i + 1) / FINE_PER_MS
     low = float(i - FINE_BUCKETS + FINE_LIMIT_MS)
     return low, low + 1.0
+
+
+# Per-room histograms are kept for every observed room, possibly thousands, so they are
+# coarser: 0.1 ms wide below 100 ms, 1 ms below 1 s, then 100 ms wide up to 60 s.
+ROOM_FINE = 1000  # [0, 100) ms in 0.1 ms buckets
+ROOM_MID = ROOM_FINE + 900  # [100, 1000) ms in 1 ms buckets
+ROOM_BUCKETS = ROOM_MID + 590  # [1, 60) s in 100 ms buckets; larger values land in the last
+
+
+def room_bucket_of(ms: float) -> int:
+    """Index of the per-room bucket holding ``ms`` milliseconds (negative clamps to 0)."""
+    if ms < 100.0:
+        return int(ms * 10.0) if ms > 0 else 0
+    if ms < 1000.0:
+        return ROOM_FINE + int(ms) - 100
+    i = ROOM_MID + int((ms - 1000.0) / 100.0)
+    return i if i < ROOM_BUCKETS else ROOM_BUCKETS - 1
+
+
+def room_bucket_bounds(i: int) -> tuple[float, float]:
+    """[low, high) of per-room bucket ``i`` in milliseconds."""
+    if i < ROOM_FINE:
+        return i / 10.0, (i + 1) / 10.0
+    if i < ROOM_MID:
+        low = float(i - ROOM_FINE + 100)
+        return low, low + 1.0
+    low = 1000.0 + 100.0 * (i - ROOM_MID)
+    return low, low + 100.0
+
+
+def _percentile(
+    counts: Sequence[int], bounds: Callable[[int], tuple[float, float]], q: float
+) -> float | None:
+    """Nearest-rank percentile ``q`` of a bucketed histogram, as the bucket's midpoint."""
+    if not 0 < q <= 100:
+        raise ValueError("percentile must be in (0, 100]")
+    total = sum(counts)
+    if total == 0:
+        return None
+    rank = max(1, math.ceil(q / 100.0 * total))
+    seen = 0
+    for i, n in enumerate(counts):
+        if n:
+            seen += n
+            if seen >= rank:
+                low, high = bounds(i)
+                return (low + high) / 2.0
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def room_percentile(counts: Sequence[int], q: float) -> float | None:
+    """Percentile ``q`` of a per-room histogram (error at most half a bucket)."""
+    return _percentile(counts, room_bucket_bounds, q)
 
 
 class LatencyHistogram:
@@ -87,20 +143,7 @@ class LatencyHistogram:
         The error is at most half a bucket: 5 µs below 100 ms, 0.5 ms above. ``None`` when
         the histogram is empty.
         """
-        if not 0 < q <= 100:
-            raise ValueError("percentile must be in (0, 100]")
-        total = self.count
-        if total == 0:
-            return None
-        rank = max(1, math.ceil(q / 100.0 * total))
-        seen = 0
-        for i, n in enumerate(self.counts):
-            if n:
-                seen += n
-                if seen >= rank:
-                    low, high = bucket_bounds(i)
-                    return (low + high) / 2.0
-        raise AssertionError("unreachable")  # pragma: no cover
+        return _percentile(self.counts, bucket_bounds, q)
 
 
 def covered_moves(last_seen: int, first: int, last: int) -> int:

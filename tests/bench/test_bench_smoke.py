@@ -1,90 +1,23 @@
 """Smoke test of the load generator against a real cursorshare server, on every transport.
 
-Starts ``python -m cursorshare serve`` on a free port of 127.0.0.1, then runs the load
+Starts ``python -m cursorshare serve`` on a free port of 127.0.0.1 (conftest), then runs the load
 generator in-process (its async API) with 3 clients at 10 Hz for 2 s. No timing assertions:
 only that it connected, moves were delivered, and every field of the report is there.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from cursorshare.bench import LoadConfig, run_load
-from cursorshare.bench.clients import TRANSPORTS
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("bench") / "server.log"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(
-            p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
-        ),
-    }
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "cursorshare",
-                "serve",
-                "--port",
-                str(port),
-                "--host",
-                "127.0.0.1",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-        )
-        try:
-            url = f"http://127.0.0.1:{port}/ws"
-            deadline = time.monotonic() + 30.0
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(f"server exited: {log_path.read_text(errors='replace')[-2000:]}")
-                try:
-                    with urllib.request.urlopen(url + "/info", timeout=1.0) as resp:
-                        if resp.status == 200:
-                            break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail("server did not answer /ws/info within 30 s")
-                time.sleep(0.1)
-            yield url, proc.pid
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+from cursorshare.bench.transports import TRANSPORTS
 
 
 @pytest.mark.parametrize("transport", list(TRANSPORTS))
-async def test_load_generator_against_cursorshare(server: tuple[str, int], transport: str) -> None:
-    url, pid = server
+async def test_load_generator_against_cursorshare(
+    cursorshare_server: tuple[str, int], transport: str
+) -> None:
+    url, pid = cursorshare_server
     result = await run_load(
         LoadConfig(
             url=url,

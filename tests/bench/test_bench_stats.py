@@ -6,12 +6,14 @@ import argparse
 
 import pytest
 
+from benchmarks.compare import build_parser as build_compare_parser
+from benchmarks.points import Point, saturation
 from cursorshare.bench import stats
 from cursorshare.bench.cli import add_parser, format_result
-from cursorshare.bench.clients import Tally, WebSocketClient
-from cursorshare.bench.compare import Point, saturation
-from cursorshare.bench.runner import LoadResult
+from cursorshare.bench.clients import Tally
+from cursorshare.bench.results import LoadResult
 from cursorshare.bench.stats import LatencyHistogram, covered_moves
+from cursorshare.bench.transports import WebSocketClient
 
 
 def test_percentiles_of_uniform_values() -> None:
@@ -93,7 +95,9 @@ def test_account_books_latency_and_last_seen() -> None:
     tally.win_lo_ms, tally.win_hi_ms = 100.0, 200.0
     client = WebSocketClient.__new__(WebSocketClient)  # no session needed for accounting
     client.tally = tally
+    client.rooms, client.room, client.n_senders = 1, 0, 2
     client.last_seen = [-1, -1]
+    client.room_hist = [0] * stats.ROOM_BUCKETS
     msgs = [
         '{"x":1,"y":2,"t":150.0,"s":3,"c":0,"sender":"a","color":"#fff"}',
         '{"x":1,"y":2,"t":90.0,"s":7,"c":1,"sender":"b","color":"#fff"}',  # before the window
@@ -191,25 +195,15 @@ def test_parser_modes() -> None:
         10.0,
         "cmd_run",
     )
-    cmp = parser.parse_args(
-        [
-            "bench",
-            "compare",
-            "--transports",
-            "websocket,xhr-polling",
-            "--clients",
-            "5,10",
-            "--duration",
-            "3",
-        ]
+    cmp = build_compare_parser().parse_args(
+        ["--transports", "websocket,xhr-polling", "--clients", "5,10", "--duration", "3"]
     )
-    assert cmp.func.__name__ == "cmd_compare"
     assert cmp.transports == ["websocket", "xhr-polling"]
-    assert cmp.clients_list == [5, 10]
+    assert cmp.clients == [5, 10]
     assert cmp.duration == 3.0
     idle = parser.parse_args(
         ["bench", "idle", "--url", "http://x/ws", "--server-pid", "1", "-k", "20"]
     )
     assert (idle.func.__name__, idle.sessions) == ("cmd_idle", 20)
     with pytest.raises(SystemExit):
-        parser.parse_args(["bench", "compare", "--transports", "carrier-pigeon"])
+        build_compare_parser().parse_args(["--transports", "carrier-pigeon"])

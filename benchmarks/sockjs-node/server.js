@@ -2,7 +2,9 @@
 // The sockjs-node cursor tutorial server: the baseline for `cursorshare bench compare`.
 //
 // Every connection gets an id and a colour; every message it sends is parsed as JSON and,
-// with `sender` and `color` added, written to every open connection, the sender included.
+// with `sender` and `color` added, written to every open connection of its room, the sender
+// included. The room is the `room` query parameter of the session URL, as cursorshare reads it
+// (`lobby` when absent), so `cursorshare bench --rooms K` runs the same workload on both.
 // SockJS endpoint at /ws, default options (response_limit 128 KiB, heartbeat 25 s).
 //
 // Usage: node server.js [PORT [HOST]]   (or PORT / HOST in the environment; default 8081 127.0.0.1)
@@ -19,8 +21,15 @@ const COLORS = [
   '#ffd8b1', '#000075', '#808080',
 ];
 
-const connections = new Map();
+const DEFAULT_ROOM = 'lobby';
+const rooms = new Map(); // room name -> Map(id -> connection)
 let counter = 0;
+
+// conn.url is the URL of the request that opened the session (sockjs-node's transport.js).
+function roomOf(conn) {
+  const room = new URL(conn.url || '/', 'http://localhost').searchParams.get('room');
+  return room || DEFAULT_ROOM;
+}
 
 const service = sockjs.createServer({
   prefix: '/ws',
@@ -31,7 +40,13 @@ service.on('connection', function (conn) {
   counter += 1;
   const id = counter.toString(36);
   const color = COLORS[counter % COLORS.length];
-  connections.set(id, conn);
+  const room = roomOf(conn);
+  let members = rooms.get(room);
+  if (members === undefined) {
+    members = new Map();
+    rooms.set(room, members);
+  }
+  members.set(id, conn);
 
   conn.on('data', function (message) {
     let msg;
@@ -46,13 +61,16 @@ service.on('connection', function (conn) {
     msg.sender = id;
     msg.color = color;
     const out = JSON.stringify(msg);
-    for (const c of connections.values()) {
+    for (const c of members.values()) {
       c.write(out);
     }
   });
 
   conn.on('close', function () {
-    connections.delete(id);
+    members.delete(id);
+    if (members.size === 0) {
+      rooms.delete(room);
+    }
   });
 });
 
