@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from cursorshare.backplanes.redis.keys import Batch, Entry, KeyLayout, needle
+from cursorshare.backplanes.redis.link import Link
 from cursorshare.backplanes.redis.liveness import NodeLiveness
 from cursorshare.backplanes.redis.outbox import Outbox
 from cursorshare.backplanes.redis.presence import RemotePresence
@@ -147,3 +148,20 @@ async def test_remote_presence_follows_other_nodes_batches() -> None:
     assert not remote.close("r")
     assert remote.close("r")
     assert not remote.tracks("r") and remote.records("r") == []
+
+
+def test_a_link_needs_a_channel_to_read_from() -> None:
+    async def connected(client: object) -> None:
+        return None
+
+    with pytest.raises(ValueError):
+        Link(
+            "redis://127.0.0.1:1/0",
+            [],
+            timeout=1,
+            backoff_min=0.1,
+            backoff_max=1,
+            on_message=lambda channel, data: None,
+            on_connect=connected,
+            on_up=lambda client, outage: [],
+        )

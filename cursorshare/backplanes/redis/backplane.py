@@ -92,6 +92,7 @@ class RedisBackplane(Backplane):
         self.remote = RemotePresence(self.keys, self.liveness, self.outbox.holds)
         self.link = Link(
             url,
+            [self.keys.nodes_channel],
             timeout=timeout,
             backoff_min=backoff_min,
             backoff_max=backoff_max,
@@ -131,7 +132,6 @@ class RedisBackplane(Backplane):
 
     async def start(self, listener: RemoteListener) -> None:
         self.remote.listener = listener
-        await self.link.subscribe(self.keys.nodes_channel)
         await self.link.start()
 
     async def stop(self, *, farewell: bool = True) -> None:

@@ -62,6 +62,7 @@ class Link:
     def __init__(
         self,
         url: str,
+        channels: Iterable[str],
         *,
         timeout: float,
         backoff_min: float,
@@ -86,7 +87,11 @@ class Link:
         self._first_attempt: asyncio.Future[None] | None = None
         self._down_since: float | None = None
 
-        self._wanted: set[str] = set()
+        #: Subscribed in every session: ``channels`` (at least one: a pub/sub connection
+        #: reads nothing before its first subscription) and those asked for since.
+        self._wanted: set[str] = set(channels)
+        if not self._wanted:
+            raise ValueError("a link needs at least one channel")
         # The current session's; None (empty) while the link is down.
         self._client: Redis | None = None
         self._pubsub: PubSub | None = None
@@ -246,10 +251,14 @@ class Link:
             await asyncio.wait_for(client.ping(), self.timeout)
             await self._on_connect(client)
             self._client, self._pubsub, self._failed = client, pubsub, failed
-            self._subscribed = set()
-            tasks.append(loop.create_task(self._read(pubsub)))
-            # Every wanted channel (the reader's first confirmations also prove it works).
-            await self._sync(list(self._wanted))
+            async with self._sub_lock:
+                # Every wanted channel; the confirmations also prove the reader works.
+                channels = sorted(self._wanted)
+                waiters = [self._waiter(channel) for channel in channels]
+                await pubsub.subscribe(*channels)
+                tasks.append(loop.create_task(self._read(pubsub)))
+                await asyncio.wait_for(asyncio.gather(*waiters), self.timeout)
+                self._subscribed = set(channels)
             self._state = BackplaneState.UP
             outage = None if self._down_since is None else loop.time() - self._down_since
             self._down_since = None
