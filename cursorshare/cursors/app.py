@@ -82,8 +82,7 @@ class CursorApp:
             return
         member = CursorMember(session, room, flavour, next(self._colors), name)
         self._members[session] = member
-        member.state = {"id": member.id, "color": member.color, "name": name}
-        member.state.update(x=None, y=None, px=False)
+        member.state = presence.first_state(member.id, member.color, name)
         present = await self.hub.join(room, member, presence.join_data(member.state), member.state)
         if flavour == V2:
             users = [record.state for record in present]

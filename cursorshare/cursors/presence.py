@@ -11,6 +11,11 @@ from __future__ import annotations
 from ..hub import JSON, Change, Event, Kind, PresenceChange
 
 
+def first_state(member: str, color: str, name: str) -> JSON:
+    """A newcomer's state: not moved yet."""
+    return {"id": member, "color": color, "name": name, "x": None, "y": None, "px": False}
+
+
 def join_data(state: JSON) -> JSON:
     return {"type": "join", "id": state.get("id"), "color": state.get("color"),
             "name": state.get("name", "")}  # fmt: skip
