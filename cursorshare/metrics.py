@@ -58,7 +58,7 @@ class AppCollector(Collector):
             labels=["state"],
         )
         state = hub.backplane.state
-        backplane.add_metric([state], 1 if state in ("up", "local") else 0)
+        backplane.add_metric([state], 1 if state.healthy else 0)
         yield backplane
         for name, value in hub.backplane.counters().items():
             yield CounterMetricFamily(

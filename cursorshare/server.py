@@ -12,6 +12,7 @@ from aiohttp import web
 from .config import Settings
 from .cursors.app import CursorApp
 from .cursors.messages import CursorCodec
+from .cursors.presence import CursorPresence
 from .hub import Backplane, Hub, InMemoryBackplane
 from .metrics import metrics_handler, register_metrics
 from .sockjs import SessionManager, add_endpoint
@@ -32,7 +33,7 @@ def web_root() -> Path:
 def make_backplane(settings: Settings) -> Backplane:
     if not settings.redis_url:
         return InMemoryBackplane()
-    from .hub.redis import RedisBackplane  # only multi-node deployments need redis-py
+    from .backplanes.redis import RedisBackplane  # only multi-node deployments need redis-py
 
     node_id = settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
     return RedisBackplane(settings.redis_url, node_id=node_id)
@@ -45,6 +46,7 @@ def build_app(
     hub = Hub(
         CursorCodec(),
         backplane=backplane or make_backplane(settings),
+        translator=CursorPresence(),
         tick=settings.tick_ms / 1000,
     )
     cursors = CursorApp(hub)
@@ -97,7 +99,7 @@ async def healthz(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     state = hub.backplane.state
     body = {
-        "status": "ok" if state in ("local", "up") else "degraded",
+        "status": "ok" if state.healthy else "degraded",
         "backplane": state,
         "sessions": len(request.app[SOCKJS]),
         "rooms": len(hub.rooms),

@@ -9,7 +9,7 @@ import secrets
 from ..hub import JSON, Hub
 from ..sockjs import MsgType, Session, SockjsMessage
 from ..sockjs.messages import SLOW_CONSUMER
-from . import messages
+from . import messages, presence
 from .messages import TUTORIAL, V2, BadMessage
 
 log = logging.getLogger("cursorshare.cursors")
@@ -21,7 +21,7 @@ BAD_ROOM = (4001, "Invalid room")
 class CursorMember:
     """A SockJS session seen as a hub member."""
 
-    __slots__ = ("color", "flavour", "id", "name", "room", "session", "warned")
+    __slots__ = ("color", "flavour", "id", "name", "room", "session", "state", "warned")
 
     def __init__(self, session: Session, room: str, flavour: str, color: str, name: str) -> None:
         self.id = secrets.token_hex(4)
@@ -30,6 +30,8 @@ class CursorMember:
         self.flavour = flavour
         self.color = color
         self.name = name
+        #: Its presence state (see `presence`): replaced, never mutated, on each change.
+        self.state: JSON = {}
         self.warned = False
 
     @property
@@ -65,7 +67,7 @@ class CursorApp:
         else:  # CLOSE, then CLOSED: whichever comes first ends the membership
             member = self._members.pop(session, None)
             if member is not None:
-                self.hub.leave(member.room, member, {"type": "leave", "id": member.id})
+                self.hub.leave(member.room, member, presence.leave_data(member.id))
 
     async def _on_open(self, session: Session) -> None:
         query = session.query
@@ -80,10 +82,10 @@ class CursorApp:
             return
         member = CursorMember(session, room, flavour, next(self._colors), name)
         self._members[session] = member
-        profile = {"id": member.id, "color": member.color, "name": name}
-        state: JSON = {**profile, "x": None, "y": None, "px": False}
-        users = await self.hub.join(room, member, {"type": "join", **profile}, state)
+        member.state = presence.first_state(member.id, member.color, name)
+        present = await self.hub.join(room, member, presence.join_data(member.state), member.state)
         if flavour == V2:
+            users = [record.state for record in present]
             session.send(messages.welcome(member.id, member.color, room, users))
 
     def _on_message(self, member: CursorMember, raw: str) -> None:
@@ -98,7 +100,8 @@ class CursorApp:
         except BadMessage as exc:
             self._refuse(member, str(exc))
             return
-        self.hub.move(member.room, member, data, state)
+        member.state = {**member.state, **state}
+        self.hub.update(member.room, member, data, member.state)
 
     def _v2_move(self, member: CursorMember, raw: str) -> tuple[JSON, JSON]:
         x, y, name = messages.parse_v2_move(raw)

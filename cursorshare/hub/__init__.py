@@ -1,13 +1,19 @@
-"""The broadcast hub: rooms, coalescing, fan-out, and the backplanes that link nodes."""
+"""The broadcast hub: rooms, presence, coalescing, fan-out, and its port to other nodes.
 
-from .backplane import Backplane, InMemoryBackplane, RemoteEvents
+Backplanes that link several nodes implement `Backplane`; they live in `cursorshare.backplanes`.
+"""
+
+from .backplane import Backplane, BackplaneState, InMemoryBackplane, RemoteListener
 from .events import JSON, Batch, Event, Kind
 from .hub import Codec, Hub, HubStats, Member, Room
+from .presence import Change, PresenceChange, PresenceRecord, RecordTranslator, Translator
 
 __all__ = [
     "JSON",
     "Backplane",
+    "BackplaneState",
     "Batch",
+    "Change",
     "Codec",
     "Event",
     "Hub",
@@ -15,6 +21,10 @@ __all__ = [
     "InMemoryBackplane",
     "Kind",
     "Member",
-    "RemoteEvents",
+    "PresenceChange",
+    "PresenceRecord",
+    "RecordTranslator",
+    "RemoteListener",
     "Room",
+    "Translator",
 ]

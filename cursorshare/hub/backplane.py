@@ -1,14 +1,41 @@
-"""How hubs on several nodes share rooms. The in-memory backplane is the single-node default."""
+"""The hub's port to the other nodes: the backplane interface, and the single-node default.
+
+Implementations that link several nodes live in `cursorshare.backplanes`; they depend on this
+interface, the hub never on them.
+"""
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+import enum
+from typing import Protocol
 
 from .events import JSON, Event
+from .presence import PresenceChange, PresenceRecord
 
-#: Called by the backplane with events that happened on other nodes, per room.
-RemoteEvents = Callable[[str, list[Event]], None]
+
+class BackplaneState(enum.StrEnum):
+    LOCAL = "local"
+    """No other nodes: this node sees everyone."""
+    UP = "up"
+    """Linked to the other nodes."""
+    DOWN = "down"
+    """The link is lost: the node serves its own users only, until it is back."""
+
+    @property
+    def healthy(self) -> bool:
+        """Whether this node's users see the users of every node."""
+        return self is not BackplaneState.DOWN
+
+
+class RemoteListener(Protocol):
+    """What a backplane reports to (the hub)."""
+
+    def remote_events(self, room: str, events: list[Event]) -> None:
+        """Another node's batch of one tick: its members' events, with their states."""
+
+    def remote_presence(self, room: str, changes: list[PresenceChange]) -> None:
+        """Changes the backplane found by itself; no message came with them."""
 
 
 class Backplane(abc.ABC):
@@ -20,18 +47,17 @@ class Backplane(abc.ABC):
 
     @property
     @abc.abstractmethod
-    def state(self) -> str:
-        """ "local" (no other nodes), "up", or "down"."""
+    def state(self) -> BackplaneState: ...
 
     @abc.abstractmethod
-    async def start(self, on_remote: RemoteEvents) -> None: ...
+    async def start(self, listener: RemoteListener) -> None: ...
 
     @abc.abstractmethod
     async def stop(self) -> None: ...
 
     @abc.abstractmethod
-    async def join_room(self, room: str) -> list[JSON]:
-        """Start receiving the room's events; return the users present on other nodes."""
+    async def join_room(self, room: str) -> list[PresenceRecord]:
+        """Start receiving the room's events; return the members present on other nodes."""
 
     @abc.abstractmethod
     async def leave_room(self, room: str) -> None:
@@ -44,23 +70,23 @@ class Backplane(abc.ABC):
     @abc.abstractmethod
     def publish(self, room: str, events: list[Event], presence: dict[str, JSON | None]) -> None:
         """Send this node's coalesced batch of one tick; ``presence`` maps each changed local
-        user to its current state (None when it left)."""
+        member to its whole current state (None when it left)."""
 
 
 class InMemoryBackplane(Backplane):
     """One process, no other nodes: nothing to send, nobody else present."""
 
     @property
-    def state(self) -> str:
-        return "local"
+    def state(self) -> BackplaneState:
+        return BackplaneState.LOCAL
 
-    async def start(self, on_remote: RemoteEvents) -> None:
+    async def start(self, listener: RemoteListener) -> None:
         return None
 
     async def stop(self) -> None:
         return None
 
-    async def join_room(self, room: str) -> list[JSON]:
+    async def join_room(self, room: str) -> list[PresenceRecord]:
         return []
 
     async def leave_room(self, room: str) -> None:

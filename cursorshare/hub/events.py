@@ -11,6 +11,7 @@ JSON = dict[str, Any]
 
 class Kind(enum.Enum):
     JOIN = "join"
+    #: The sender's state changed (for the cursor app, a move); the latest one wins.
     MOVE = "move"
     LEAVE = "leave"
 
@@ -20,7 +21,8 @@ class Event:
     """One thing that happened in a room.
 
     ``data`` is what receivers are told (the codec shapes it per flavour of receiver);
-    ``state`` is what the room remembers of the sender for newcomers' snapshots.
+    ``state`` is the sender's whole presence state after the event (empty for a leave): what
+    the room remembers of it for newcomers. Both are the app's; the hub never looks inside.
     """
 
     kind: Kind

@@ -6,6 +6,10 @@ coalesced, latest wins) is encoded once per flavour of receiver and the same byt
 to each member. A member that falls behind (its backlog over ``lag_bytes``) stops receiving
 shared batches and gets its own coalescing batch instead, so its backlog stays the size of
 its room; it is caught up in one payload once it has drained, or told it overflowed.
+
+The hub keeps each room's presence (member id -> opaque state, local and remote members) for
+newcomers' snapshots; it never looks inside a state. Changes a backplane infers by itself
+reach it as presence changes, which the app's `Translator` turns into events.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any, Protocol
 
 from .backplane import Backplane, InMemoryBackplane
 from .events import JSON, Batch, Event, Kind
+from .presence import Change, PresenceChange, PresenceRecord, RecordTranslator, Translator
 
 log = logging.getLogger("cursorshare.hub")
 
@@ -53,7 +58,7 @@ class Room:
     name: str
     members: dict[str, Member] = field(default_factory=dict)
     by_flavour: dict[str, dict[str, Member]] = field(default_factory=dict)
-    #: Everyone present (any node) and what newcomers are told of them.
+    #: Everyone present (any node): member id -> its state, what newcomers are told.
     presence: dict[str, JSON] = field(default_factory=dict)
     batch: Batch = field(default_factory=Batch)
     #: Local users whose presence changed since the last publish (None: they left).
@@ -84,6 +89,7 @@ class Hub:
         codec: Codec,
         *,
         backplane: Backplane | None = None,
+        translator: Translator | None = None,
         tick: float = 0.03,
         lag_bytes: int = 64 * 1024,
         max_lag_seconds: float = 30.0,
@@ -91,6 +97,7 @@ class Hub:
     ) -> None:
         self.codec = codec
         self.backplane = backplane or InMemoryBackplane()
+        self.translator = translator or RecordTranslator()
         self.tick = tick
         self.lag_bytes = lag_bytes
         self.max_lag_seconds = max_lag_seconds
@@ -106,7 +113,7 @@ class Hub:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.backplane.start(self._on_remote)
+        await self.backplane.start(self)
 
     async def stop(self) -> None:
         if self._flush_handle is not None:
@@ -123,21 +130,30 @@ class Hub:
     def rooms(self) -> dict[str, Room]:
         return self._rooms
 
-    async def join(self, room_name: str, member: Member, data: JSON, state: JSON) -> list[JSON]:
-        """Add ``member`` to a room; returns the state of everyone already there."""
+    def presence(self, room_name: str) -> list[PresenceRecord]:
+        """Everyone present in a room, on any node."""
+        room = self._rooms.get(room_name)
+        if room is None:
+            return []
+        return [PresenceRecord(member, state) for member, state in room.presence.items()]
+
+    async def join(
+        self, room_name: str, member: Member, data: JSON, state: JSON
+    ) -> list[PresenceRecord]:
+        """Add ``member`` to a room with its whole ``state``; returns everyone already there."""
         room = self._rooms.get(room_name)
         if room is None:
             room = Room(room_name, ready=asyncio.get_running_loop().create_future())
             self._rooms[room_name] = room
             try:
                 for record in await self.backplane.join_room(room_name):
-                    room.presence[str(record["id"])] = record
+                    room.presence[record.member] = record.state
             finally:
                 assert room.ready is not None
                 room.ready.set_result(None)
         elif room.ready is not None and not room.ready.done():
             await asyncio.shield(room.ready)
-        snapshot = [dict(record) for record in room.presence.values()]
+        snapshot = self.presence(room_name)
         room.members[member.id] = member
         room.by_flavour.setdefault(member.flavour, {})[member.id] = member
         room.presence[member.id] = state
@@ -145,13 +161,13 @@ class Hub:
         self._add(room, Event(Kind.JOIN, member.id, data, state))
         return snapshot
 
-    def move(self, room_name: str, member: Member, data: JSON, state: JSON) -> None:
+    def update(self, room_name: str, member: Member, data: JSON, state: JSON) -> None:
+        """``member``'s state is now ``state`` (whole); receivers are told ``data``."""
         room = self._rooms.get(room_name)
         if room is None or member.id not in room.members:
             return
-        record = room.presence[member.id]
-        record.update(state)
-        room.changed[member.id] = record
+        room.presence[member.id] = state
+        room.changed[member.id] = state
         self._add(room, Event(Kind.MOVE, member.id, data, state))
 
     def leave(self, room_name: str, member: Member, data: JSON) -> None:
@@ -168,20 +184,32 @@ class Hub:
         room.changed[member.id] = None
         self._add(room, Event(Kind.LEAVE, member.id, data, {}))
 
-    # -- events from other nodes ----------------------------------------------------------------
+    # -- what the backplane reports (RemoteListener) -------------------------------------------
 
-    def _on_remote(self, room_name: str, events: list[Event]) -> None:
+    def remote_events(self, room_name: str, events: list[Event]) -> None:
         room = self._rooms.get(room_name)
         if room is None:
             return
         for event in events:
-            if event.kind is Kind.JOIN:
-                room.presence[event.sender] = dict(event.state)
-            elif event.kind is Kind.MOVE:
-                room.presence.setdefault(event.sender, {"id": event.sender}).update(event.state)
-            else:
+            if event.kind is Kind.LEAVE:
                 room.presence.pop(event.sender, None)
+            else:
+                room.presence[event.sender] = event.state
             room.batch.add(event)
+        self._mark_dirty(room)
+
+    def remote_presence(self, room_name: str, changes: list[PresenceChange]) -> None:
+        room = self._rooms.get(room_name)
+        if room is None:
+            return
+        for change in changes:
+            if change.kind is Change.LEFT:
+                room.presence.pop(change.member, None)
+            else:
+                room.presence[change.member] = change.state
+            for event in self.translator.events(change):
+                event.local = False  # another node's member: never published from here
+                room.batch.add(event)
         self._mark_dirty(room)
 
     # -- flushing -------------------------------------------------------------------------------

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-import orjson
 import pytest
 
-from cursorshare.hub.redis import RedisBackplane
+from cursorshare.backplanes.redis.keys import Entry, KeyLayout
 from tests.cluster.peers import Peer, close_all
 from tests.cluster.procs import Cluster, wait_for
 
@@ -25,11 +24,12 @@ async def test_newcomer_sees_users_of_the_other_node_and_moves_cross(cluster: Cl
         await ada.move(0.25, 0.75)
         await bob.sees_move(ada, 0.25, 0.75)  # the move went through node a's hub
         redis = cluster.redis.client()
-        key = RedisBackplane(cluster.redis.url, node_id="test").presence_key("r")
+        key = KeyLayout().presence("r")
 
         async def position_written() -> bool:
             raw = await redis.hget(key, ada.id)
-            return raw is not None and orjson.loads(raw)["x"] == 0.25
+            entry = None if raw is None else Entry.decode(raw)
+            return entry is not None and entry.state["x"] == 0.25
 
         try:
             await wait_for(position_written, 2, "ada's position in Redis")

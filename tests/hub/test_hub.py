@@ -16,7 +16,18 @@ from typing import Any
 
 import pytest
 
-from cursorshare.hub import JSON, Event, Hub, InMemoryBackplane, Kind, RemoteEvents
+from cursorshare.hub import (
+    JSON,
+    BackplaneState,
+    Change,
+    Event,
+    Hub,
+    InMemoryBackplane,
+    Kind,
+    PresenceChange,
+    PresenceRecord,
+    RemoteListener,
+)
 
 TICK = 0.02
 
@@ -75,18 +86,19 @@ class CountingCodec:
 
 
 class RecordingBackplane(InMemoryBackplane):
-    def __init__(self) -> None:
-        self.on_remote: RemoteEvents | None = None
+    def __init__(self, present: list[PresenceRecord] | None = None) -> None:
+        self.listener: RemoteListener | None = None
+        self.present = present or []
         self.joined: list[str] = []
         self.left: list[str] = []
         self.published: list[tuple[str, list[Event], dict[str, JSON | None]]] = []
 
-    async def start(self, on_remote: RemoteEvents) -> None:
-        self.on_remote = on_remote
+    async def start(self, listener: RemoteListener) -> None:
+        self.listener = listener
 
-    async def join_room(self, room: str) -> list[JSON]:
+    async def join_room(self, room: str) -> list[PresenceRecord]:
         self.joined.append(room)
-        return []
+        return list(self.present)
 
     async def leave_room(self, room: str) -> None:
         self.left.append(room)
@@ -124,16 +136,21 @@ async def settle(hub: Hub, ticks: int = 4) -> None:
 
 
 async def join(hub: Hub, room: str, member: FakeMember) -> list[JSON]:
-    return await hub.join(
+    """Join with the state ``{"id", "x": None}``; returns the states of everyone there."""
+    present = await hub.join(
         room,
         member,
         {"type": "join", "id": member.id},
         {"id": member.id, "x": None},
     )
+    return [record.state for record in present]
 
 
 def move(hub: Hub, room: str, member: FakeMember, x: float) -> None:
-    hub.move(room, member, {"type": "move", "sender": member.id, "x": x}, {"x": x})
+    """An update of the member's state to ``{"id", "x"}``."""
+    hub.update(
+        room, member, {"type": "move", "sender": member.id, "x": x}, {"id": member.id, "x": x}
+    )
 
 
 def leave(hub: Hub, room: str, member: FakeMember) -> None:
@@ -481,12 +498,93 @@ async def test_local_batches_are_published_and_remote_events_delivered(make_hub:
     assert [(e.kind, e.sender, e.data["x"]) for e in events] == [(Kind.MOVE, "a", 2)]
     assert presence == {"a": {"id": "a", "x": 2}}
 
-    assert backplane.on_remote is not None
+    assert backplane.listener is not None
     remote = Event(
-        Kind.MOVE, "far", {"type": "move", "sender": "far", "x": 7}, {"x": 7}, local=False
+        Kind.MOVE, "far", {"type": "move", "sender": "far", "x": 7}, {"id": "far", "x": 7}, False
     )
-    backplane.on_remote("r", [remote])
+    backplane.listener.remote_events("r", [remote])
     await settle(hub)
     assert watcher.events()[-1] == ("move", "far", 7)
     assert len(backplane.published) == 1  # nothing of another node's is published again
     assert {"id": "far", "x": 7} in await join(hub, "r", FakeMember("late"))
+
+
+# -- presence -----------------------------------------------------------------------------------
+
+
+class TaggingTranslator:
+    """Tells receivers of a presence change as one event whose data names the change."""
+
+    def events(self, change: PresenceChange) -> list[Event]:
+        kind = {Change.JOINED: Kind.JOIN, Change.UPDATED: Kind.MOVE, Change.LEFT: Kind.LEAVE}
+        data = {"change": change.kind.value, "x": change.state.get("x")}
+        return [Event(kind[change.kind], change.member, data, change.state)]
+
+
+async def test_presence_lists_members_of_every_node_with_their_whole_state(
+    make_hub: MakeHub,
+) -> None:
+    far = PresenceRecord("far", {"id": "far", "x": 3})
+    hub = await make_hub(backplane=RecordingBackplane([far]))
+    a = FakeMember("a")
+    assert await join(hub, "r", a) == [{"id": "far", "x": 3}]
+    move(hub, "r", a, 1)
+    # A state is replaced whole, never merged: what the app passes is what the room keeps.
+    hub.update("r", a, {"type": "move", "sender": "a", "x": 2}, {"x": 2})
+    assert hub.presence("r") == [far, PresenceRecord("a", {"x": 2})]
+    assert hub.presence("elsewhere") == []
+
+
+async def test_inferred_presence_changes_are_told_through_the_translator_and_never_published(
+    make_hub: MakeHub,
+) -> None:
+    backplane = RecordingBackplane()
+    hub = await make_hub(backplane=backplane, translator=TaggingTranslator())
+    watcher = FakeMember("w")
+    await room_with(hub, "r", watcher)
+    backplane.published.clear()
+    assert backplane.listener is not None
+
+    backplane.listener.remote_presence(
+        "r",
+        [
+            PresenceChange(Change.JOINED, "far", {"id": "far", "x": 5}),
+            PresenceChange(Change.UPDATED, "old", {"id": "old", "x": 6}),
+        ],
+    )
+    await settle(hub)
+    assert watcher.events() == [("join", "far", 5), ("move", "old", 6)]
+    assert await join(hub, "r", FakeMember("late")) == [
+        {"id": "w", "x": None},
+        {"id": "far", "x": 5},
+        {"id": "old", "x": 6},
+    ]
+    await settle(hub)
+    watcher.reset()
+    backplane.published.clear()
+
+    backplane.listener.remote_presence("r", [PresenceChange(Change.LEFT, "far", {})])
+    backplane.listener.remote_presence("nowhere", [PresenceChange(Change.LEFT, "x", {})])
+    await settle(hub)
+    assert watcher.events() == [("leave", "far", None)]
+    assert [r.member for r in hub.presence("r")] == ["w", "old", "late"]
+    assert backplane.published == []  # another node's members are never published from here
+
+
+async def test_without_a_translator_receivers_are_told_the_record(make_hub: MakeHub) -> None:
+    backplane = RecordingBackplane()
+    hub = await make_hub(backplane=backplane)
+    watcher = FakeMember("w")
+    await room_with(hub, "r", watcher)
+    assert backplane.listener is not None
+    backplane.listener.remote_presence(
+        "r", [PresenceChange(Change.UPDATED, "far", {"id": "far", "x": 4})]
+    )
+    await settle(hub)
+    assert watcher.events() == [("move", "far", 4)]
+
+
+def test_backplane_states_say_whether_every_node_is_seen() -> None:
+    assert [s.healthy for s in BackplaneState] == [True, True, False]
+    assert InMemoryBackplane().state is BackplaneState.LOCAL
+    assert BackplaneState.UP == "up"  # what /healthz shows

@@ -1,0 +1,6 @@
+"""The Redis backplane (needs redis-py): see `backplane.RedisBackplane` and its parts."""
+
+from .backplane import BackplaneStats, RedisBackplane
+from .keys import KeyLayout
+
+__all__ = ["BackplaneStats", "KeyLayout", "RedisBackplane"]

@@ -1,0 +1,129 @@
+"""What the Redis backplane stores where, and in what form.
+
+Keys and channels (``<p>`` is the prefix, ``cursorshare`` by default):
+
+- ``<p>:room:<room>``: pub/sub channel of a room. A message is one node's coalesced batch of one
+  tick, ``{"node": id, "inst": token, "events": [Event.to_wire(), ...]}`` (orjson).
+- ``<p>:presence:<room>``: hash ``member id -> {"node": id, "inst": token, "state": {...}}``,
+  the members present in the room on any node, with the process that wrote each entry.
+- ``<p>:nodes``: channel where a node says it (re)wrote its presence.
+- ``<p>:node:<id>``: the node's liveness key, holding its instance token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+from ...hub import JSON, Event
+
+#: HDEL each field of the hash KEYS[1] whose value still contains its needle: ARGV holds
+#: field, needle, field, needle... A node never removes an entry that its owner re-wrote
+#: between the read that found it stale and the delete.
+DELETE_IF_CONTAINS = """
+local removed = 0
+for i = 1, #ARGV, 2 do
+  local value = redis.call('HGET', KEYS[1], ARGV[i])
+  if value and string.find(value, ARGV[i + 1], 1, true) then
+    removed = removed + redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+end
+return removed
+"""
+
+
+def text(value: object) -> str | None:
+    """A value read from Redis as str (None when it is neither str nor bytes)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    return value if isinstance(value, str) else None
+
+
+def script_args(stale: dict[str, bytes | str]) -> list[str | bytes]:
+    """DELETE_IF_CONTAINS's ARGV for ``member -> needle``."""
+    return [item for member, needle in stale.items() for item in (member, needle)]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLayout:
+    prefix: str = "cursorshare"
+
+    def channel(self, room: str) -> str:
+        return f"{self.prefix}:room:{room}"
+
+    def room_of(self, channel: bytes) -> str | None:
+        """The room whose channel this is (None for any other channel)."""
+        name = channel.decode(errors="replace")
+        head = f"{self.prefix}:room:"
+        return name[len(head) :] if name.startswith(head) else None
+
+    def presence(self, room: str) -> str:
+        return f"{self.prefix}:presence:{room}"
+
+    @property
+    def presence_pattern(self) -> str:
+        """Matches the presence hash of every room (for SCAN)."""
+        return self.presence("*")
+
+    def room_of_presence(self, key: bytes | str) -> str:
+        return (text(key) or "")[len(self.presence("")) :]
+
+    def node(self, node_id: str) -> str:
+        return f"{self.prefix}:node:{node_id}"
+
+    @property
+    def nodes_channel(self) -> str:
+        """Where a node that (re)wrote its presence says so, for the others to compare at once."""
+        return f"{self.prefix}:nodes"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A member's presence entry: its state, and the process that wrote it."""
+
+    node: str
+    inst: str
+    state: JSON
+
+    def encode(self) -> bytes:
+        return orjson.dumps({"node": self.node, "inst": self.inst, "state": self.state})
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> Entry | None:
+        """None when ``raw`` is not an entry (malformed, or written by something else)."""
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(value, dict):
+            return None
+        node, inst, state = value.get("node"), value.get("inst"), value.get("state")
+        if not (isinstance(node, str) and isinstance(inst, str) and isinstance(state, dict)):
+            return None
+        return cls(node, inst, state)
+
+
+def needle(inst: str) -> bytes:
+    """What every entry written by the instance ``inst`` contains (for DELETE_IF_CONTAINS)."""
+    return b'"inst":' + orjson.dumps(inst)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One node's batch of one tick, as sent on a room's channel."""
+
+    node: str
+    inst: str
+    events: list[Event]
+
+    def encode(self) -> bytes:
+        wire = [event.to_wire() for event in self.events]
+        return orjson.dumps({"node": self.node, "inst": self.inst, "events": wire})
+
+    @classmethod
+    def decode(cls, data: bytes) -> Batch:
+        """Raises ValueError (or KeyError, TypeError) when ``data`` is not a batch."""
+        payload = orjson.loads(data)
+        events = [Event.from_wire(item) for item in payload["events"]]
+        return cls(str(payload["node"]), str(payload["inst"]), events)

@@ -1,0 +1,211 @@
+"""What this node must get into Redis, and the single writer that sends it.
+
+``put`` never waits: a batch goes into a bounded queue (the oldest are dropped, and counted,
+while Redis is away), and a changed member of this node is marked for (re)writing. Presence is
+written from this node's own records, so nothing is lost by dropping batches but moves; after a
+reconnection every record is written again. The marks are bounded too: past ``dirty_limit``
+while Redis is away, departures are forgotten, and a scan after reconnecting (`purge`) removes
+this node's entries of members who are not here any more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+import orjson
+from redis.asyncio import Redis
+
+from ...hub import JSON
+from .keys import DELETE_IF_CONTAINS, Entry, KeyLayout, script_args, text
+
+log = logging.getLogger("cursorshare.backplanes.redis")
+
+
+class Outbox:
+    def __init__(
+        self,
+        keys: KeyLayout,
+        node_id: str,
+        instance: str,
+        *,
+        presence_ttl: int,
+        outbox_limit: int,
+        batch_limit: int,
+        dirty_limit: int,
+    ) -> None:
+        self.keys = keys
+        self.node_id = node_id
+        self.instance = instance
+        self.presence_ttl = presence_ttl
+        self.outbox_limit = outbox_limit
+        self.batch_limit = batch_limit
+        self.dirty_limit = dirty_limit
+        #: Batches sent to Redis.
+        self.published = 0
+        #: Batches dropped: outbox full while Redis was away, or lost with the link.
+        self.dropped = 0
+        #: Departures were forgotten to bound the marks: `purge` must scan for them.
+        self.needs_purge = False
+
+        self._batches: deque[tuple[str, bytes]] = deque()
+        #: This node's members: room -> member -> encoded entry.
+        self._local: dict[str, dict[str, bytes]] = {}
+        #: Members whose entry must be (re)written, or removed: room -> members.
+        self._dirty: dict[str, set[str]] = {}
+        self._dirty_count = 0
+        self._dirty_threshold = dirty_limit
+        self._announce = False
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def __len__(self) -> int:
+        """Batches waiting to be sent."""
+        return len(self._batches)
+
+    @property
+    def pending_presence(self) -> int:
+        """Members whose entry waits to be written or removed."""
+        return self._dirty_count
+
+    # -- this node's members ----------------------------------------------------------------
+
+    def holds(self, room: str, member: str) -> bool:
+        """Whether ``member`` is in ``room`` on this node."""
+        return member in self._local.get(room, {})
+
+    def put(
+        self, room: str, batch: bytes | None, presence: dict[str, JSON | None], *, away: bool
+    ) -> None:
+        """Queue a batch for the room's channel and the changed members' entries."""
+        if presence:
+            local = self._local.setdefault(room, {})
+            dirty = self._dirty.setdefault(room, set())
+            for member, state in presence.items():
+                if state is None:
+                    local.pop(member, None)
+                else:
+                    local[member] = Entry(self.node_id, self.instance, state).encode()
+                if member not in dirty:
+                    dirty.add(member)
+                    self._dirty_count += 1
+            if not local:
+                del self._local[room]
+            if away and self._dirty_count > self._dirty_threshold:
+                self.forget_departures()
+        if batch is not None:
+            if len(self._batches) >= self.outbox_limit:
+                self._batches.popleft()
+                self.dropped += 1
+            self._batches.append((room, batch))
+        self._idle.clear()
+        self._wake.set()
+
+    def forget_departures(self) -> None:
+        """Bound what waits while Redis is away: keep the present members (their entries are
+        written anyway) and forget who left; `purge` removes those entries later."""
+        for room, members in list(self._dirty.items()):
+            members.intersection_update(self._local.get(room, {}))
+            if not members:
+                del self._dirty[room]
+        self._dirty_count = sum(len(members) for members in self._dirty.values())
+        self._dirty_threshold = max(self.dirty_limit, 2 * self._dirty_count)
+        if not self.needs_purge:
+            self.needs_purge = True
+            log.warning("too many presence changes waiting for Redis: forgetting departures")
+
+    def rewrite_all(self) -> None:
+        """Write every entry again (Redis may have lost them, or others swept them), and then
+        tell the other nodes to compare their rooms with Redis."""
+        for room, members in self._local.items():
+            dirty = self._dirty.setdefault(room, set())
+            self._dirty_count += len(members.keys() - dirty)
+            dirty.update(members)
+        self._announce = True
+        self._idle.clear()
+        self._wake.set()
+
+    # -- the writer -------------------------------------------------------------------------
+
+    async def run(self, client: Redis) -> None:
+        """The single writer: pipelines entries, then batches, until the link fails."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._batches or self._dirty:
+                await self._send_some(client)
+            if self._announce:
+                message = orjson.dumps({"node": self.node_id, "inst": self.instance})
+                await client.publish(self.keys.nodes_channel, message)
+                self._announce = False
+            self._idle.set()
+
+    async def _send_some(self, client: Redis) -> None:
+        count = min(len(self._batches), self.batch_limit)
+        batches = [self._batches.popleft() for _ in range(count)]
+        dirty, self._dirty = self._dirty, {}
+        self._dirty_count = 0
+        pipe = client.pipeline(transaction=False)
+        for room, members in dirty.items():
+            key = self.keys.presence(room)
+            local = self._local.get(room, {})
+            present = {member: local[member] for member in members if member in local}
+            absent = [member for member in members if member not in local]
+            if present:
+                pipe.hset(key, mapping=present)  # type: ignore[arg-type]
+                pipe.expire(key, self.presence_ttl)
+            if absent:
+                pipe.hdel(key, *absent)
+        for room, batch in batches:
+            pipe.publish(self.keys.channel(room), batch)
+        try:
+            await pipe.execute()
+        except BaseException:
+            for room, members in dirty.items():
+                again = self._dirty.setdefault(room, set())
+                self._dirty_count += len(members - again)
+                again.update(members)
+            self.dropped += len(batches)
+            raise
+        self.published += len(batches)
+
+    async def farewell(self, client: Redis) -> None:
+        """On a clean stop: send what is pending, then remove this node's entries."""
+        self._wake.set()
+        await self._idle.wait()
+        pipe = client.pipeline(transaction=False)
+        for room, members in self._local.items():
+            pipe.hdel(self.keys.presence(room), *members)
+        await pipe.execute()
+        self._local.clear()
+        self._dirty.clear()
+        self._dirty_count = 0
+
+    # -- upkeep -------------------------------------------------------------------------------
+
+    async def refresh(self, client: Redis) -> None:
+        """Keep the hashes of this node's rooms from expiring."""
+        pipe = client.pipeline(transaction=False)
+        for room in self._local:
+            pipe.expire(self.keys.presence(room), self.presence_ttl)
+        await pipe.execute()
+
+    async def purge(self, client: Redis) -> None:
+        """Remove this node's entries of members not here any more, in every room."""
+        removed = 0
+        async for key in client.scan_iter(match=self.keys.presence_pattern, count=1000):
+            room = self.keys.room_of_presence(key)
+            stale: dict[str, bytes | str] = {}
+            for field, raw in (await client.hgetall(key)).items():
+                entry = Entry.decode(raw)
+                member = text(field)
+                if entry is None or member is None or entry.node != self.node_id:
+                    continue
+                if entry.inst != self.instance or not self.holds(room, member):
+                    stale[member] = raw
+            if stale:
+                removed += int(await client.eval(DELETE_IF_CONTAINS, 1, key, *script_args(stale)))
+        self.needs_purge = False
+        log.info("removed %d presence entries of members who left while Redis was away", removed)
