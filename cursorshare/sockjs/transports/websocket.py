@@ -1,9 +1,16 @@
 """WebSocket: SockJS frames over `/{server}/{session}/websocket`, and the raw `/websocket`.
 
-The session lives as long as the connection; session ids may be reused. Frames are written
-straight to the socket as they are produced, so a broadcast never waits for a slow reader:
-what the client has not read shows up as the session's backlog, and past max_queue_bytes the
-session is closed as a slow consumer.
+The session lives as long as the connection; session ids may be reused (each connection is
+its own session, filed under an internal key). Frames are written straight to the socket as
+they are produced, so a broadcast never waits for a slow reader: what the client has not read
+shows up as the session's backlog, and past max_queue_bytes the session is closed as a slow
+consumer.
+
+Every frame the client sends costs it: messages where they are delivered, everything else
+(empty frames, fragments, pings, pongs) through the `FrameMeter`. Closing follows RFC 6455
+§7: after its close frame the server waits up to websocket_close_timeout for the client's
+reply, then closes the TCP connection first. A misbehaving client (broken framing, a flood)
+is failed instead: a close frame, and the connection dropped at once.
 """
 
 from __future__ import annotations
@@ -20,25 +27,26 @@ from ..http import error
 from ..manager import SessionManager
 from ..messages import (
     BROKEN_FRAMING,
-    INTERRUPTED,
     MESSAGE_TOO_BIG,
     TOO_MANY_SESSIONS,
-    MsgType,
-    SockjsMessage,
+    CloseReason,
 )
 from ..session import Session
 from .base import Route
+from .framemeter import FrameMeter
 
 _CLOSE = ord("c")
 _TEXT = 0x81  # FIN + text opcode; we never fragment and never compress
+_CLOSE_OPCODE = 0x88  # FIN + close
+_MAX_CLOSE_REASON = 123  # control frames carry at most 125 bytes, 2 of them the code
 
 
-def _text_frame_header(length: int) -> bytes:
+def _frame_header(first: int, length: int) -> bytes:
     if length < 126:
-        return bytes((_TEXT, length))
+        return bytes((first, length))
     if length < 1 << 16:
-        return struct.pack("!BBH", _TEXT, 126, length)
-    return struct.pack("!BBQ", _TEXT, 127, length)
+        return struct.pack("!BBH", first, 126, length)
+    return struct.pack("!BBQ", first, 127, length)
 
 
 class WebSocketReceiver:
@@ -61,16 +69,31 @@ class WebSocketReceiver:
             self.write(frame)
             if frame[0] == _CLOSE:
                 self._closing = True
-                self.close()
+                self._close_task = asyncio.get_running_loop().create_task(self._handshake())
 
     def write(self, frame: bytes) -> None:
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        transport.write(_text_frame_header(len(frame)) + frame)
+        transport.write(_frame_header(_TEXT, len(frame)) + frame)
 
-    def close(self) -> None:
-        self._close_task = asyncio.get_running_loop().create_task(self._ws.close())
+    def close_code(self) -> CloseReason:
+        """The websocket close code and reason that follow the session's close frame."""
+        return CloseReason(WSCloseCode.OK, "")
+
+    async def _handshake(self) -> bool:
+        code, reason = self.close_code()
+        return await self._ws.close(code=code, message=reason.encode())
+
+    async def finish(self, timeout: float) -> None:  # noqa: ASYNC109
+        """Wait for the close handshake the server started, at most ``timeout`` seconds."""
+        task = self._close_task
+        if task is None:
+            return
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        if not done:
+            self.abort()  # no reply: drop the connection, which ends the handshake too
+            await asyncio.wait({task})
 
     def write_buffer_size(self) -> int:
         transport = self._transport
@@ -81,6 +104,23 @@ class WebSocketReceiver:
         if self._transport is not None:
             self._transport.abort()
 
+    def fail(self, reason: CloseReason, *, tell: bool) -> None:
+        if self._closing:
+            return
+        if tell:
+            while (frame := self._session.next_frame()) is not None:
+                self.write(frame)
+                if frame[0] == _CLOSE:
+                    break
+        self._closing = True
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        code = reason.code if 3000 <= reason.code <= 4999 else WSCloseCode.PROTOCOL_ERROR
+        payload = struct.pack("!H", code) + reason.reason.encode()[:_MAX_CLOSE_REASON]
+        transport.write(_frame_header(_CLOSE_OPCODE, len(payload)) + payload)
+        transport.close()  # sends what is buffered, then closes; no more input is read
+
     def closed_by_protocol(self) -> None:
         """aiohttp has sent its own close frame; nothing more may follow it."""
         self._closing = True
@@ -90,19 +130,17 @@ class RawWebSocketReceiver(WebSocketReceiver):
     """No SockJS framing: each message is one text frame, the close frame a real close."""
 
     def write(self, frame: bytes) -> None:
-        if frame[0] != ord("a"):  # `o` and `h` have no raw equivalent
+        if frame[0] != ord("a"):  # `o`, `h` and `c` have no raw equivalent
             return
         for message in cast(list[str], orjson.loads(frame[1:])):
             super().write(message.encode())
 
-    def close(self) -> None:
+    def close_code(self) -> CloseReason:
         reason = self._session.close_reason
-        code, text = (reason.code, reason.reason) if reason else (1000, "")
-        if not 3000 <= code <= 4999:
-            code = WSCloseCode.OK  # protocol-level SockJS codes are not websocket codes
-        self._close_task = asyncio.get_running_loop().create_task(
-            self._ws.close(code=code, message=text.encode())
-        )
+        if reason is None or not 3000 <= reason.code <= 4999:
+            # protocol-level SockJS codes are not websocket codes
+            return CloseReason(WSCloseCode.OK, reason.reason if reason else "")
+        return reason
 
 
 def _refuse_upgrade(manager: SessionManager, request: web.Request) -> web.Response | None:
@@ -116,45 +154,53 @@ def _refuse_upgrade(manager: SessionManager, request: web.Request) -> web.Respon
         return error(400, '"Connection" must be "Upgrade".')
     if not manager.options.origin_allowed(request.headers.get(hdrs.ORIGIN)):
         return error(403, "Origin not allowed.")
+    # aiohttp keeps bytes that followed the upgrade request here until the websocket parser
+    # exists; the frame meter could not know where their frames end.
+    if getattr(request.protocol, "_message_tail", b""):
+        return error(400, "Data sent before the handshake.")
     return None
 
 
-async def _accept(manager: SessionManager, request: web.Request) -> web.WebSocketResponse:
+async def _accept(
+    manager: SessionManager, request: web.Request
+) -> tuple[web.WebSocketResponse, FrameMeter | None]:
+    options = manager.options
     ws = web.WebSocketResponse(
         compress=False,
         # aiohttp refuses a message of exactly max_msg_size; our limit is inclusive.
-        max_msg_size=manager.options.max_message_size + 1,
+        max_msg_size=options.max_message_size + 1,
         autoping=True,
+        timeout=options.websocket_close_timeout,
     )
+    transport = request.transport
+    meter = FrameMeter.install(transport) if isinstance(transport, asyncio.Transport) else None
     await ws.prepare(request)
-    return ws
+    return ws, meter
 
 
 async def _run(
     manager: SessionManager,
     request: web.Request,
-    ws: web.WebSocketResponse,
     receiver_class: type[WebSocketReceiver],
     *,
     framed: bool,
-) -> None:
+) -> web.WebSocketResponse:
+    ws, meter = await _accept(manager, request)
     if not manager.has_room_for(request.remote):
         refusal = frames.close_frame(*TOO_MANY_SESSIONS)
         if framed:
             await ws.send_str(refusal.decode())
         await ws.close(code=TOO_MANY_SESSIONS.code, message=TOO_MANY_SESSIONS.reason.encode())
-        return
-    session = manager.create(
-        request.match_info.get("session", "raw"),
-        transport="websocket",
-        remote=request.remote,
-        query=request.query,
+        return ws
+    session = manager.create_websocket(
+        request.match_info.get("session") if framed else None, request=request
     )
     receiver = receiver_class(session, ws, request)
-    session.attach(receiver)
-    receiver.wake()  # the `o` frame
+    if meter is not None:
+        meter.bind(lambda count: session.charge_frames(count))
     try:
-        await manager.dispatch(session, SockjsMessage(MsgType.OPEN))
+        await session.connect(receiver)
+        receiver.wake()  # the `o` frame
         async for msg in ws:
             if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                 if msg.type is WSMsgType.ERROR and isinstance(msg.data, WebSocketError):
@@ -164,40 +210,39 @@ async def _run(
                     if msg.data.code == WSCloseCode.MESSAGE_TOO_BIG:
                         session.close(*MESSAGE_TOO_BIG)
                 break
+            data = msg.data
             if not framed:
-                data = msg.data if isinstance(msg.data, str) else msg.data.decode(errors="replace")
-                await manager.dispatch(session, SockjsMessage(MsgType.MESSAGE, data))
+                text = data if isinstance(data, str) else data.decode(errors="replace")
+                await session.deliver((text,))
                 continue
-            if not msg.data:
-                continue  # empty frames are allowed and mean nothing
             try:
-                messages = frames.decode_messages(msg.data, allow_single=True)
+                messages = frames.decode_messages(data, allow_single=True) if data else []
             except frames.BrokenFrame:
-                session.close(*BROKEN_FRAMING)
+                # As the official suite and sockjs-node: no close frame, the connection ends.
+                session.fail(BROKEN_FRAMING, tell=False)
                 break
-            for message in messages:
-                await manager.dispatch(session, SockjsMessage(MsgType.MESSAGE, message))
+            if messages:
+                await session.deliver(messages)
+            else:
+                session.charge_frames(1)  # empty frames are allowed, mean nothing, and cost
     finally:
-        session.close(*INTERRUPTED)
         session.detach(receiver)
+        await receiver.finish(manager.options.websocket_close_timeout)
+    return ws
 
 
 async def websocket(manager: SessionManager, request: web.Request) -> web.StreamResponse:
     refusal = _refuse_upgrade(manager, request)
     if refusal is not None:
         return refusal
-    ws = await _accept(manager, request)
-    await _run(manager, request, ws, WebSocketReceiver, framed=True)
-    return ws
+    return await _run(manager, request, WebSocketReceiver, framed=True)
 
 
 async def raw_websocket(manager: SessionManager, request: web.Request) -> web.StreamResponse:
     refusal = _refuse_upgrade(manager, request)
     if refusal is not None:
         return refusal
-    ws = await _accept(manager, request)
-    await _run(manager, request, ws, RawWebSocketReceiver, framed=False)
-    return ws
+    return await _run(manager, request, RawWebSocketReceiver, framed=False)
 
 
 ROUTES = (Route("websocket", "*", websocket),)
