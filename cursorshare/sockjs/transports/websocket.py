@@ -54,22 +54,36 @@ class WebSocketReceiver:
 
     ends_session = True
 
-    def __init__(self, session: Session, ws: web.WebSocketResponse, request: web.Request) -> None:
+    def __init__(
+        self,
+        session: Session,
+        ws: web.WebSocketResponse,
+        request: web.Request,
+        *,
+        close_timeout: float,
+    ) -> None:
         self._session = session
         self._ws = ws
         # aiohttp's writer is async (it may wait for the socket to drain); the fan-out must
         # not, so complete frames go to the transport directly. Compression is off on these
         # connections, which keeps each frame one plain write.
         self._transport = request.transport
+        self._close_timeout = close_timeout
         self._closing = False
-        self._close_task: asyncio.Task[bool] | None = None
+        #: Our close frame is out: the connection ends at the client's reply or the deadline.
+        self._close_sent = False
+        self._deadline: asyncio.TimerHandle | None = None
 
     def wake(self) -> None:
         while not self._closing and (frame := self._session.next_frame()) is not None:
             self.write(frame)
             if frame[0] == _CLOSE:
                 self._closing = True
-                self._close_task = asyncio.get_running_loop().create_task(self._handshake())
+                self._close_sent = self._write_close(self.close_code())
+                if self._close_sent:
+                    # The receive loop goes on until the client's close reply arrives.
+                    loop = asyncio.get_running_loop()
+                    self._deadline = loop.call_later(self._close_timeout, self.abort)
 
     def write(self, frame: bytes) -> None:
         transport = self._transport
@@ -81,19 +95,33 @@ class WebSocketReceiver:
         """The websocket close code and reason that follow the session's close frame."""
         return CloseReason(WSCloseCode.OK, "")
 
-    async def _handshake(self) -> bool:
-        code, reason = self.close_code()
-        return await self._ws.close(code=code, message=reason.encode())
+    def _write_close(self, reason: CloseReason) -> bool:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return False
+        payload = struct.pack("!H", reason.code) + reason.reason.encode()[:_MAX_CLOSE_REASON]
+        transport.write(_frame_header(_CLOSE_OPCODE, len(payload)) + payload)
+        return True
 
-    async def finish(self, timeout: float) -> None:  # noqa: ASYNC109
-        """Wait for the close handshake the server started, at most ``timeout`` seconds."""
-        task = self._close_task
-        if task is None:
+    async def finish(self) -> None:
+        """End the connection once the receive loop is over.
+
+        When the server closed first, the client's reply (or the deadline) ended the loop
+        and the server now closes the TCP connection first (RFC 6455 §7.1.1). When the
+        client closed first, aiohttp sends the reply and closes, within close_timeout.
+        """
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        transport = self._transport
+        if self._close_sent or self._ws.closed:
+            if transport is not None and not transport.is_closing():
+                transport.close()
             return
-        done, _ = await asyncio.wait({task}, timeout=timeout)
-        if not done:
-            self.abort()  # no reply: drop the connection, which ends the handshake too
-            await asyncio.wait({task})
+        try:
+            await asyncio.wait_for(self._ws.close(), self._close_timeout)
+        except TimeoutError:
+            self.abort()
 
     def write_buffer_size(self) -> int:
         transport = self._transport
@@ -113,13 +141,11 @@ class WebSocketReceiver:
                 if frame[0] == _CLOSE:
                     break
         self._closing = True
-        transport = self._transport
-        if transport is None or transport.is_closing():
-            return
-        code = reason.code if 3000 <= reason.code <= 4999 else WSCloseCode.PROTOCOL_ERROR
-        payload = struct.pack("!H", code) + reason.reason.encode()[:_MAX_CLOSE_REASON]
-        transport.write(_frame_header(_CLOSE_OPCODE, len(payload)) + payload)
-        transport.close()  # sends what is buffered, then closes; no more input is read
+        if not 3000 <= reason.code <= 4999:
+            reason = CloseReason(WSCloseCode.PROTOCOL_ERROR, reason.reason)
+        self._close_sent = self._write_close(reason)
+        if self._transport is not None:
+            self._transport.close()  # sends what is buffered, then closes; no more input
 
     def closed_by_protocol(self) -> None:
         """aiohttp has sent its own close frame; nothing more may follow it."""
@@ -170,6 +196,9 @@ async def _accept(
         # aiohttp refuses a message of exactly max_msg_size; our limit is inclusive.
         max_msg_size=options.max_message_size + 1,
         autoping=True,
+        # We answer the client's close ourselves: aiohttp's would follow our own close frame
+        # with a second one.
+        autoclose=False,
         timeout=options.websocket_close_timeout,
     )
     transport = request.transport
@@ -195,7 +224,9 @@ async def _run(
     session = manager.create_websocket(
         request.match_info.get("session") if framed else None, request=request
     )
-    receiver = receiver_class(session, ws, request)
+    receiver = receiver_class(
+        session, ws, request, close_timeout=manager.options.websocket_close_timeout
+    )
     if meter is not None:
         meter.bind(lambda count: session.charge_frames(count))
     try:
@@ -227,7 +258,7 @@ async def _run(
                 session.charge_frames(1)  # empty frames are allowed, mean nothing, and cost
     finally:
         session.detach(receiver)
-        await receiver.finish(manager.options.websocket_close_timeout)
+        await receiver.finish()
     return ws
 
 
