@@ -77,7 +77,7 @@ class FrameScanner:
 class FrameMeter(asyncio.Protocol):
     """Wraps the protocol of one upgraded connection; reports uncharged frames to ``charge``.
 
-    Once the connection is closing (it was failed for flooding), input is dropped unparsed.
+    Once the client is failed (for flooding, say), its input is dropped unparsed.
     """
 
     def __init__(self, inner: asyncio.Protocol, transport: asyncio.Transport) -> None:
@@ -86,6 +86,7 @@ class FrameMeter(asyncio.Protocol):
         self._scanner = FrameScanner()
         self._uncharged = 0
         self._charge: Callable[[int], None] | None = None
+        self._discarding = False
 
     @classmethod
     def install(cls, transport: asyncio.Transport) -> FrameMeter:
@@ -100,8 +101,12 @@ class FrameMeter(asyncio.Protocol):
             count, self._uncharged = self._uncharged, 0
             charge(count)
 
+    def discard_input(self) -> None:
+        """Drop everything the client sends from now on, unparsed (it was failed)."""
+        self._discarding = True
+
     def data_received(self, data: bytes) -> None:
-        if self._transport.is_closing():
+        if self._discarding or self._transport.is_closing():
             return
         count = self._scanner.feed(data)
         if count:
@@ -109,7 +114,7 @@ class FrameMeter(asyncio.Protocol):
                 self._uncharged += count
             else:
                 self._charge(count)
-            if self._transport.is_closing():
+            if self._discarding or self._transport.is_closing():
                 return
         self._inner.data_received(data)
 

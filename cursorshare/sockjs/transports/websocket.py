@@ -61,8 +61,10 @@ class WebSocketReceiver:
         request: web.Request,
         *,
         close_timeout: float,
+        meter: FrameMeter | None = None,
     ) -> None:
         self._session = session
+        self._meter = meter
         self._ws = ws
         # aiohttp's writer is async (it may wait for the socket to drain); the fan-out must
         # not, so complete frames go to the transport directly. Compression is off on these
@@ -144,8 +146,24 @@ class WebSocketReceiver:
         if not 3000 <= reason.code <= 4999:
             reason = CloseReason(WSCloseCode.PROTOCOL_ERROR, reason.reason)
         self._close_sent = self._write_close(reason)
-        if self._transport is not None:
-            self._transport.close()  # sends what is buffered, then closes; no more input
+        self._linger()
+
+    def _linger(self) -> None:
+        """Stop reading the client's input, but let our close frame reach it.
+
+        Closing a socket with unread input resets it, and the client may lose the close frame
+        in flight: so input is discarded unparsed, our side is shut down after the frame, and
+        the connection closes when the client closes its side or close_timeout passes.
+        """
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        if self._meter is None or not transport.can_write_eof():
+            transport.close()
+            return
+        self._meter.discard_input()
+        transport.write_eof()
+        self._deadline = asyncio.get_running_loop().call_later(self._close_timeout, self.abort)
 
     def closed_by_protocol(self) -> None:
         """aiohttp has sent its own close frame; nothing more may follow it."""
@@ -225,7 +243,7 @@ async def _run(
         request.match_info.get("session") if framed else None, request=request
     )
     receiver = receiver_class(
-        session, ws, request, close_timeout=manager.options.websocket_close_timeout
+        session, ws, request, close_timeout=manager.options.websocket_close_timeout, meter=meter
     )
     if meter is not None:
         meter.bind(lambda count: session.charge_frames(count))
