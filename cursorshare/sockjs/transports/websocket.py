@@ -149,21 +149,25 @@ class WebSocketReceiver:
         self._linger()
 
     def _linger(self) -> None:
-        """Stop reading the client's input, but let our close frame reach it.
+        """Stop reading the client, but let our close frame reach it.
 
         Closing a socket with unread input resets it, and the client may lose the close frame
-        in flight: so input is discarded unparsed, our side is shut down after the frame, and
-        the connection closes when the client closes its side or close_timeout passes.
+        in flight. So the socket is no longer read (a flooder's sends just block, at no cost
+        to us), our side is shut down after the frame, and the connection is dropped after
+        close_timeout. The session is forgotten now: it stops counting against the caps.
         """
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        if self._meter is None or not transport.can_write_eof():
+        if not transport.can_write_eof():
             transport.close()
             return
-        self._meter.discard_input()
+        if self._meter is not None:
+            self._meter.discard_input()
+        transport.pause_reading()
         transport.write_eof()
         self._deadline = asyncio.get_running_loop().call_later(self._close_timeout, self.abort)
+        self._session.detach(self)
 
     def closed_by_protocol(self) -> None:
         """aiohttp has sent its own close frame; nothing more may follow it."""
@@ -220,7 +224,8 @@ async def _accept(
         timeout=options.websocket_close_timeout,
     )
     transport = request.transport
-    meter = FrameMeter.install(transport) if isinstance(transport, asyncio.Transport) else None
+    # (uvloop's transports are not asyncio.Transport subclasses; both support set_protocol.)
+    meter = FrameMeter.install(transport) if transport is not None else None
     await ws.prepare(request)
     return ws, meter
 
