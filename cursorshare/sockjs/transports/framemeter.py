@@ -106,7 +106,12 @@ class FrameMeter(asyncio.Protocol):
         self._discarding = True
 
     def data_received(self, data: bytes) -> None:
-        if self._discarding or self._transport.is_closing():
+        if self._discarding:
+            # aiohttp resumes reading when its message queue drains; a failed client stays
+            # unread.
+            self._transport.pause_reading()
+            return
+        if self._transport.is_closing():
             return
         count = self._scanner.feed(data)
         if count:
