@@ -26,6 +26,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 
@@ -118,7 +119,7 @@ class Phase:
     sent: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     seen: set[int] = field(default_factory=set)
-    flood: dict[str, object] = field(default_factory=dict)
+    flood: dict[str, Any] = field(default_factory=dict)
 
 
 async def victims(port: int, phase: Phase, seconds: float) -> None:
@@ -199,7 +200,7 @@ def _row(phase: Phase) -> str:
     flood = phase.flood
     frames = flood.get("frames", "")
     conns = flood.get("connections", "")
-    codes = ",".join(str(c) for c in list(flood.get("codes") or []))  # type: ignore[call-overload]
+    codes = ",".join(str(c) for c in flood.get("codes", []))
     return (
         f"| {phase.name} | {p50:.1f} | {p99:.1f} | {coverage:.1f} % | {frames} | {conns} | "
         f"{codes} |"
