@@ -46,8 +46,16 @@ _IFRAME = """<!DOCTYPE html>
 
 log = logging.getLogger("cursorshare.sockjs")
 
-# Server and session ids: any non-empty segment without dots.
-_SEGMENT = r"[^/.]+"
+
+def _segment(max_length: int) -> str:
+    """Server and session ids: 1 to ``max_length`` of `A-Z a-z 0-9 _ -` and space.
+
+    The spec accepts any non-empty value without dots or slashes; its own suite uses letters,
+    digits, `_`, `-` and `%20`, and sockjs-client generates `[a-z0-5]` ids and 3-digit server
+    ids. Anything else (`%23`, `%2F`, controls, non-ASCII) is a 404, so no id a client sends
+    can carry a separator or look like another table's key.
+    """
+    return rf"[A-Za-z0-9_\- ]{{1,{max_length}}}"
 
 
 async def greeting(request: web.Request) -> web.Response:
@@ -158,7 +166,8 @@ def add_endpoint(
     for route in ROUTES:
         if route.name in settings.disabled_transports:
             continue
-        path = f"{prefix}/{{server:{_SEGMENT}}}/{{session:{_SEGMENT}}}/{route.name}"
+        segment = _segment(settings.max_session_id_length)
+        path = f"{prefix}/{{server:{segment}}}/{{session:{segment}}}/{route.name}"
         router.add_route(route.method, path, _bind(route.handler, manager))
     app.on_shutdown.append(manager.shutdown)
     return manager

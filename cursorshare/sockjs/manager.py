@@ -1,19 +1,26 @@
-"""The sessions of one endpoint, and the delivery of their events to the handler."""
+"""The sessions of one endpoint, and the delivery of their events to the handler.
+
+HTTP sessions and websocket sessions live in separate tables. An HTTP session is found by the
+id in its URL (the client chose it: several requests share it). A websocket session is never
+looked up by anything a client sends: it is filed under an internal key made here from
+`secrets`, so no URL of any transport can reach it, and clients reusing or colliding ids can
+never make one session's entry stand for another's.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
+import secrets
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from . import frames
-from .messages import SHUTDOWN, MsgType, SockjsMessage
+from .messages import SHUTDOWN, SockjsMessage
 from .options import EndpointOptions
 from .session import Session
+from .stats import EndpointStats
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -22,89 +29,104 @@ log = logging.getLogger("cursorshare.sockjs")
 
 Handler = Callable[[SockjsMessage, Session], Awaitable[None]]
 
+#: Websocket keys start with this; it is outside the session-id alphabet of the routes.
+_WEBSOCKET_KEY_PREFIX = "ws:"
 
-@dataclass(slots=True)
-class EndpointStats:
-    messages_in: int = 0
-    #: Messages dropped by the per-session rate limit.
-    messages_dropped: int = 0
-    #: New sessions refused by max_sessions / max_sessions_per_address.
-    sessions_refused: int = 0
-    #: Sessions closed, by the close code they were closed with.
-    closes: Counter[int] = field(default_factory=Counter)
+__all__ = ["EndpointStats", "Handler", "SessionManager"]
+
+
+def unguessable_id() -> str:
+    """An id no client can predict (128 random bits, URL-safe)."""
+    return secrets.token_urlsafe(16)
 
 
 class SessionManager(Mapping[str, Session]):
-    """Every live session of one endpoint, by key (its session id, unique per websocket).
+    """Every live session of one endpoint, by key (read-only; counts are exact).
 
-    Lifecycle events (CLOSE, CLOSED) of a session reach the handler in order, from one task
-    per session at a time; OPEN and MESSAGE are awaited by the transport that received them.
+    Keys are HTTP session ids and internal websocket keys; only `http_session` resolves a
+    client-supplied id, and only among HTTP sessions. Lifecycle events (CLOSE, CLOSED) of a
+    session reach the handler in order, from one task per session at a time; OPEN and MESSAGE
+    are awaited by the transport that received them.
     """
 
     def __init__(self, name: str, handler: Handler, options: EndpointOptions) -> None:
         self.name = name
         self.handler = handler
         self.options = options
-        self._sessions: dict[str, Session] = {}
+        self._http: dict[str, Session] = {}
+        self._websockets: dict[str, Session] = {}
         self._keys: dict[Session, str] = {}
         self._per_address: Counter[str | None] = Counter()
         self._pending_events: dict[Session, list[SockjsMessage]] = {}
         self._event_tasks: set[asyncio.Task[None]] = set()
-        self._websocket_ids = itertools.count()
         self.stats = EndpointStats()
 
     # -- Mapping ------------------------------------------------------------------------------
 
     def __getitem__(self, key: str) -> Session:
-        return self._sessions[key]
+        table = self._websockets if key.startswith(_WEBSOCKET_KEY_PREFIX) else self._http
+        return table[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._sessions)
+        yield from list(self._http)
+        yield from list(self._websockets)
 
     def __len__(self) -> int:
-        return len(self._sessions)
+        return len(self._http) + len(self._websockets)
 
     @property
     def sessions(self) -> Mapping[str, Session]:
         """Live sessions by key (aiohttp-sockjs compatible spelling)."""
-        return self._sessions
+        return self
 
     # -- sessions -----------------------------------------------------------------------------
 
-    def create(
-        self,
-        session_id: str,
-        *,
-        transport: str,
-        remote: str | None,
-        query: Mapping[str, str],
-        request: web.Request | None = None,
+    def http_session(self, session_id: str) -> Session | None:
+        """The HTTP session a URL names, if it is live; websocket sessions are never found."""
+        return self._http.get(session_id)
+
+    def create_http(
+        self, session_id: str, *, transport: str, request: web.BaseRequest | None
     ) -> Session:
-        """A new session; websocket sessions get a key of their own (ids may be reused)."""
-        session = Session(
-            self, session_id, transport=transport, remote=remote, query=query, request=request
-        )
-        key = session_id
-        if transport == "websocket":
-            key = f"{session_id}#ws{next(self._websocket_ids)}"
-        self._sessions[key] = session
-        self._keys[session] = key
-        self._per_address[remote] += 1
+        """A new HTTP session under the client's id (the caller checked it is free)."""
+        session = Session(self, session_id, transport=transport, request=request)
+        self._add(self._http, session_id, session)
         return session
+
+    def create_websocket(self, session_id: str | None, *, request: web.BaseRequest) -> Session:
+        """A new websocket session, filed under a fresh internal key.
+
+        ``session_id`` is the id of the URL (framed websockets, which may reuse ids); the raw
+        `/websocket` has none and gets an unguessable one.
+        """
+        key = _WEBSOCKET_KEY_PREFIX + unguessable_id()
+        session = Session(
+            self, session_id or unguessable_id(), transport="websocket", request=request
+        )
+        self._add(self._websockets, key, session)
+        return session
+
+    def _add(self, table: dict[str, Session], key: str, session: Session) -> None:
+        table[key] = session
+        self._keys[session] = key
+        self._per_address[session.remote] += 1
 
     def remove(self, session: Session) -> None:
         key = self._keys.pop(session, None)
-        if key is not None:
-            self._sessions.pop(key, None)
-            self._per_address[session.remote] -= 1
-            if self._per_address[session.remote] <= 0:
-                del self._per_address[session.remote]
+        if key is None:
+            return
+        table = self._websockets if key.startswith(_WEBSOCKET_KEY_PREFIX) else self._http
+        if table.get(key) is session:
+            del table[key]
+        self._per_address[session.remote] -= 1
+        if self._per_address[session.remote] <= 0:
+            del self._per_address[session.remote]
 
     def has_room_for(self, remote: str | None) -> bool:
         """False when a new session from ``remote`` would pass a session limit."""
         options = self.options
         if (
-            len(self._sessions) >= options.max_sessions
+            len(self) >= options.max_sessions
             or self._per_address[remote] >= options.max_sessions_per_address
         ):
             self.stats.sessions_refused += 1
@@ -114,18 +136,16 @@ class SessionManager(Mapping[str, Session]):
     def broadcast(self, message: str) -> None:
         """Send one message to every open session, encoded once."""
         frame = frames.encode_messages((message,))
-        for session in list(self._sessions.values()):
+        for session in self._all():
             session.send_frame(frame)
+
+    def _all(self) -> list[Session]:
+        return [*self._http.values(), *self._websockets.values()]
 
     # -- handler ------------------------------------------------------------------------------
 
     async def dispatch(self, session: Session, message: SockjsMessage) -> None:
         """Await the handler; its errors are logged once, never sent to the client."""
-        if message.type is MsgType.MESSAGE:
-            self.stats.messages_in += 1
-            if not session.admit_message():
-                self.stats.messages_dropped += 1
-                return
         try:
             await self.handler(message, session)
         except Exception:
@@ -156,17 +176,17 @@ class SessionManager(Mapping[str, Session]):
 
     async def shutdown(self, app: web.Application | None = None) -> None:
         """Close every session with the shutdown frame and let the handler see them go."""
-        for session in list(self._sessions.values()):
+        for session in self._all():
             session.close(*SHUTDOWN)
         # Give receivers one loop turn to write their close frames before connections drop.
         await asyncio.sleep(0)
-        for session in list(self._sessions.values()):
+        for session in self._all():
             session.expire()
         while self._event_tasks:
             await asyncio.gather(*self._event_tasks, return_exceptions=True)
 
     def count_by_transport(self) -> dict[str, int]:
         counts: dict[str, int] = {}
-        for session in self._sessions.values():
+        for session in self._all():
             counts[session.transport] = counts.get(session.transport, 0) + 1
         return counts

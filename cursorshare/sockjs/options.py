@@ -47,6 +47,12 @@ class EndpointOptions:
     #: Sustained messages per second a session may send (twice a 60 Hz cursor); the bucket
     #: holds two seconds of it. Excess messages are dropped and counted.
     max_messages_per_second: float = 120.0
+    #: Longest server or session id in a session URL (ids are 1 or more of `A-Z a-z 0-9 _ -`
+    #: and space); a longer one is answered 404 like any URL that is not a session URL.
+    max_session_id_length: int = 128
+    #: Seconds the server waits for a websocket client's close reply after its own close
+    #: frame (RFC 6455 §7) before it drops the connection.
+    websocket_close_timeout: float = 3.0
     #: Script the iframe page loads. None: the sockjs-client this library ships, served under
     #: the endpoint's prefix (`{prefix}/sockjs-client/{version}/sockjs.min.js`).
     sockjs_url: str | None = None
@@ -73,7 +79,7 @@ class EndpointOptions:
             allowed_origins=frozenset(allowed_origins),
             **values,  # type: ignore[arg-type]
         )
-        for name in ("heartbeat_delay", "disconnect_delay"):
+        for name in ("heartbeat_delay", "disconnect_delay", "websocket_close_timeout"):
             if getattr(options, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         for name in (
@@ -83,6 +89,7 @@ class EndpointOptions:
             "max_sessions",
             "max_sessions_per_address",
             "max_messages_per_second",
+            "max_session_id_length",
         ):
             if getattr(options, name) <= 0:
                 raise ValueError(f"{name} must be positive")

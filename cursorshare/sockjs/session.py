@@ -1,14 +1,16 @@
-"""The session state machine: one file, every transport drives it the same way.
+"""The session state machine: the one place that drives a session's lifecycle.
 
 A session outlives the HTTP requests that carry it. Receiving requests (a poll, a stream, a
-websocket) attach a `Receiver`; the session hands it frames (`next_frame`) and wakes it when
-there is something to send. At most one receiver is attached at a time: a second one is told
-`c[2010,"Another connection still open"]` and the first keeps working.
+websocket) `connect` a `Receiver`; the session hands it frames (`next_frame`) and wakes it
+when there is something to send. At most one receiver is attached at a time: a second one is
+told `c[2010,"Another connection still open"]` and the first keeps working. Transports only
+report what happened (`connect`, `deliver`, `charge_frames`, `fail`, `detach`); the session
+decides the state, the frames and the handler's events.
 
 Lifecycle::
 
-    NEW --first receiver--> OPEN --close()/abort--> CLOSING --disconnect_delay--> CLOSED
-                              \\--------------no receiver for disconnect_delay-----^
+    NEW --first receiver--> OPEN --close()/fail()/abort--> CLOSING --disconnect_delay--> CLOSED
+                              \\--------------no receiver for disconnect_delay-----------^
 
 Timers are per session and armed only while useful: the heartbeat while a receiver is
 attached, the expiry while none is.
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from . import frames
@@ -33,17 +35,38 @@ from .messages import (
     SessionState,
     SockjsMessage,
 )
+from .ratelimit import ABUSE_SECONDS as _DEFAULT_ABUSE_SECONDS
+from .ratelimit import RateLimiter, Verdict
 
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from .manager import SessionManager
+    from .options import EndpointOptions
+    from .stats import EndpointStats
 
 log = logging.getLogger("cursorshare.sockjs")
 
-#: Window of the rate limit's abuse rule: dropping more than half this window's worth of
-#: the allowed rate within it closes the session.
-ABUSE_SECONDS = 10.0
+#: Window of the rate limit's abuse rule (read when a session opens; tests shorten it).
+ABUSE_SECONDS = _DEFAULT_ABUSE_SECONDS
+
+
+class SessionOwner(Protocol):
+    """What a session needs of its endpoint (implemented by `SessionManager`)."""
+
+    @property
+    def options(self) -> EndpointOptions: ...
+
+    @property
+    def stats(self) -> EndpointStats: ...
+
+    async def dispatch(self, session: Session, message: SockjsMessage) -> None:
+        """Await the handler on one event of ``session``."""
+
+    def emit(self, session: Session, message: SockjsMessage) -> None:
+        """Queue a lifecycle event for the handler, after the session's earlier ones."""
+
+    def remove(self, session: Session) -> None:
+        """Forget ``session`` (it is closed)."""
 
 
 class Receiver(Protocol):
@@ -62,13 +85,19 @@ class Receiver(Protocol):
     def abort(self) -> None:
         """Drop the connection at once, unsent bytes and all."""
 
+    def fail(self, reason: CloseReason, *, tell: bool) -> None:
+        """End the connection without waiting for the client (it misbehaved).
+
+        With ``tell``, what the session has for the client (its close frame last) is sent
+        first; without, nothing more of the session is.
+        """
+
 
 class Session:
     """One SockJS session, as the application sees it."""
 
     __slots__ = (
-        "_abuse_drops",
-        "_abuse_since",
+        "_budget",
         "_close_frame",
         "_control",
         "_expiry",
@@ -77,8 +106,6 @@ class Session:
         "_queued_bytes",
         "_receiver",
         "_request",
-        "_tokens",
-        "_tokens_at",
         "close_reason",
         "id",
         "manager",
@@ -90,23 +117,21 @@ class Session:
 
     def __init__(
         self,
-        manager: SessionManager,
+        manager: SessionOwner,
         session_id: str,
         *,
         transport: str,
-        remote: str | None = None,
-        query: Mapping[str, str] | None = None,
-        request: web.Request | None = None,
+        request: web.BaseRequest | None,
     ) -> None:
         self.id = session_id
-        self._request = request
         self.manager = manager
         #: The transport of the request that opened the session.
         self.transport = transport
+        self._request = request
         #: The client's address (as the server saw it; behind a proxy, the proxy's).
-        self.remote = remote
+        self.remote: str | None = request.remote if request is not None else None
         #: Query parameters of the request that opened the session.
-        self.query: Mapping[str, str] = query or {}
+        self.query: Mapping[str, str] = request.query if request is not None else {}
         self.state = SessionState.NEW
         self.close_reason: CloseReason | None = None
         self._control: list[bytes] = []  # `o` and `h`, sent before queued messages
@@ -116,18 +141,21 @@ class Session:
         self._receiver: Receiver | None = None
         self._heartbeat: asyncio.TimerHandle | None = None
         self._expiry: asyncio.TimerHandle | None = None
-        # Token bucket of the inbound rate limit, full at start.
-        self._tokens = 2 * manager.options.max_messages_per_second
-        self._tokens_at = 0.0
-        self._abuse_since = 0.0
-        self._abuse_drops = 0
+        self._budget = RateLimiter(
+            manager.options.max_messages_per_second,
+            abuse_seconds=ABUSE_SECONDS,
+            clock=asyncio.get_running_loop().time,
+        )
 
     def __repr__(self) -> str:
         return f"<Session {self.id!r} {self.transport} {self.state.value}>"
 
     @property
-    def request(self) -> web.Request | None:
-        """The aiohttp request that opened the session (None for one made without a request)."""
+    def request(self) -> web.BaseRequest | None:
+        """The aiohttp request that opened the session (aiohttp-sockjs's `session.request`).
+
+        None for a session the application created before any request named it.
+        """
         return self._request
 
     @property
@@ -160,44 +188,7 @@ class Session:
 
     def close(self, code: int = GO_AWAY.code, reason: str = GO_AWAY.reason) -> None:
         """Close the session; the client gets ``c[code,"reason"]`` now and on later requests."""
-        if self.state in (SessionState.CLOSING, SessionState.CLOSED):
-            return
-        was_new = self.state is SessionState.NEW
-        self.state = SessionState.CLOSING
-        self.close_reason = CloseReason(code, reason)
-        self.manager.stats.closes[code] += 1
-        self._close_frame = frames.close_frame(code, reason)
-        if not was_new:
-            self.manager.emit(self, SockjsMessage(MsgType.CLOSE, self.close_reason))
-        if self._receiver is not None:
-            if code == SLOW_CONSUMER.code:
-                # It is not reading: a close frame would only queue behind what it never read.
-                self._receiver.abort()
-            else:
-                self._receiver.wake()
-        elif self._expiry is None:
-            self._arm_expiry()
-
-    def admit_message(self) -> bool:
-        """Take a token for one incoming message; False (drop it) when the bucket is empty.
-
-        A session still dropping over ABUSE_SECONDS' worth of its rate within that window is
-        closed (3009): it is not a cursor, it is a flood.
-        """
-        rate = self.manager.options.max_messages_per_second
-        now = asyncio.get_running_loop().time()
-        self._tokens = min(2 * rate, self._tokens + (now - self._tokens_at) * rate)
-        self._tokens_at = now
-        if self._tokens >= 1:
-            self._tokens -= 1
-            return True
-        if now - self._abuse_since > ABUSE_SECONDS:
-            self._abuse_since = now
-            self._abuse_drops = 0
-        self._abuse_drops += 1
-        if self._abuse_drops > rate * ABUSE_SECONDS / 2:
-            self.close(*RATE_LIMITED)
-        return False
+        self._end(CloseReason(code, reason), failed=False, tell=True)
 
     @property
     def backlog(self) -> int:
@@ -208,30 +199,74 @@ class Session:
 
     # -- the transports' side ---------------------------------------------------------------
 
-    def attach(self, receiver: Receiver) -> bool:
-        """Attach a receiving connection; False when another one is attached already."""
+    async def connect(self, receiver: Receiver) -> bool:
+        """Attach a receiving connection; False when another one is attached already.
+
+        The first receiver opens the session: the handler has seen OPEN when this returns.
+        """
         if self._receiver is not None:
             return False
         if self._expiry is not None:
             self._expiry.cancel()
             self._expiry = None
         self._receiver = receiver
-        if self.state is SessionState.NEW:
+        opening = self.state is SessionState.NEW
+        if opening:
             self.state = SessionState.OPEN
             self._control.append(frames.OPEN)
         if self.state is SessionState.OPEN:
             self._arm_heartbeat()
+        if opening:
+            await self.manager.dispatch(self, SockjsMessage(MsgType.OPEN))
         return True
 
+    async def deliver(self, messages: Iterable[str]) -> None:
+        """Hand the client's messages to the handler in order, each charged to its budget.
+
+        A message over budget is dropped; a flood closes the session (3009).
+        """
+        stats = self.manager.stats
+        for message in messages:
+            if self.state is not SessionState.OPEN:
+                return
+            stats.messages_in += 1
+            verdict = self._budget.admit()
+            if verdict is Verdict.ADMIT:
+                await self.manager.dispatch(self, SockjsMessage(MsgType.MESSAGE, message))
+                continue
+            stats.messages_dropped += 1
+            if verdict is Verdict.ABUSE:
+                self.fail(RATE_LIMITED)
+
+    def charge_frames(self, count: int) -> None:
+        """Websocket frames that carried no message still cost their sender a unit each."""
+        if self.state is not SessionState.OPEN:
+            return
+        self.manager.stats.frames_charged += count
+        if self._budget.admit(count) is Verdict.ABUSE:
+            self.fail(RATE_LIMITED)
+
+    def fail(self, reason: CloseReason, *, tell: bool = True) -> None:
+        """Close the session of a misbehaving client and drop its connection at once.
+
+        As RFC 6455 §7.1.7 fails a connection: no more of its input is processed and its
+        close reply is not awaited. With ``tell`` the client gets ``c[code,"reason"]`` first.
+        """
+        self._end(reason, failed=True, tell=tell)
+
     def detach(self, receiver: Receiver, *, interrupted: bool = False) -> None:
-        """The receiving connection ended; ``interrupted`` when the client went away mid-way."""
+        """The receiving connection ended; ``interrupted`` when the client went away mid-way.
+
+        A connection that carries the whole session (a websocket) ending takes the session
+        with it: closed 1002 unless it was closing already, and forgotten at once.
+        """
         if self._receiver is not receiver:
             return
         self._receiver = None
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             self._heartbeat = None
-        if interrupted:
+        if interrupted or receiver.ends_session:
             self.close(*INTERRUPTED)
         if receiver.ends_session:
             self.expire()
@@ -270,6 +305,34 @@ class Session:
         self.manager.remove(self)
         self.manager.emit(self, SockjsMessage(MsgType.CLOSED, self.close_reason))
 
+    # -- closing ------------------------------------------------------------------------------
+
+    def _end(self, reason: CloseReason, *, failed: bool, tell: bool) -> None:
+        if self.state in (SessionState.CLOSING, SessionState.CLOSED):
+            return
+        was_new = self.state is SessionState.NEW
+        self.state = SessionState.CLOSING
+        self.close_reason = reason
+        self.manager.stats.closes[reason.code] += 1
+        # Later requests of an HTTP session get the close frame whatever this one got.
+        self._close_frame = frames.close_frame(*reason)
+        if not was_new:
+            self.manager.emit(self, SockjsMessage(MsgType.CLOSE, reason))
+        receiver = self._receiver
+        if receiver is not None:
+            if reason.code == SLOW_CONSUMER.code:
+                # It is not reading: a close frame would only queue behind what it never read.
+                receiver.abort()
+            elif failed:
+                if not tell:
+                    self._queue.clear()
+                    self._queued_bytes = 0
+                receiver.fail(reason, tell=tell)
+            else:
+                receiver.wake()
+        elif self._expiry is None:
+            self._arm_expiry()
+
     # -- timers -----------------------------------------------------------------------------
 
     def _arm_heartbeat(self) -> None:
@@ -287,5 +350,7 @@ class Session:
         self._arm_heartbeat()
 
     def _arm_expiry(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
         loop = asyncio.get_running_loop()
         self._expiry = loop.call_later(self.manager.options.disconnect_delay, self.expire)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import pytest
+from aiohttp import web
 
-from cursorshare.sockjs import MsgType
+from cursorshare.sockjs import MsgType, add_endpoint
 
 TIMEOUT = 5.0
 PRELUDE = b"h" * 2048 + b"\n"
@@ -283,3 +285,27 @@ async def test_app_closed_session_is_removed_after_disconnect_delay(fetch, recor
     assert types == [MsgType.OPEN, MsgType.MESSAGE, MsgType.CLOSE, MsgType.CLOSED], types
     r = await fetch("POST", url + "/xhr")
     assert r.body == b"o\n"
+
+
+
+async def test_session_keeps_the_request_that_opened_it(aiohttp_server, new_sid):
+    # aiohttp-sockjs exposes `session.request`; ours is the same, read-only.
+    seen = []
+
+    async def handler(msg, session):
+        seen.append(session)
+
+    app = web.Application()
+    add_endpoint(app, handler, prefix="/r")
+    server = await aiohttp_server(app)
+    sid = new_sid()
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(server.make_url(f"/r/000/{sid}/xhr?x=1")) as r,
+    ):
+        assert await r.read() == b"o\n"
+    session = seen[0]
+    assert session.request.path == f"/r/000/{sid}/xhr"
+    assert session.request.query["x"] == "1"
+    with pytest.raises(AttributeError):
+        session.request = None

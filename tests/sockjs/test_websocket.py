@@ -12,6 +12,11 @@ import json
 
 import aiohttp
 import pytest
+from aiohttp import web
+
+from cursorshare.sockjs import MsgType, add_endpoint
+
+from .wsframes import CLOSE, TEXT, RawWebSocket, close_payload
 
 TIMEOUT = 5.0
 UPGRADE = {
@@ -121,16 +126,21 @@ async def test_websocket_session_id_may_be_reused(ws_connect, sid):
     assert await recv_text(ws1) == 'a["a"]'
 
 
-async def test_websocket_broken_json_closes_the_connection(ws_connect, sid):
-    ws = await ws_connect(f"/echo/000/{sid}/websocket")
-    assert await recv_text(ws) == "o"
-    await ws.send_str('["a')
-    msg = await recv(ws)
-    # The server may send a close frame first; either way the socket ends.
-    if msg.type is aiohttp.WSMsgType.TEXT:
-        assert msg.data.startswith("c["), msg
-        msg = await recv(ws)
-    assert msg.type in CLOSED_TYPES, msg
+async def test_websocket_broken_json_ends_the_connection_without_a_frame(server, sid):
+    # sockjs-protocol 0.3.3, Websocket*.test_broken_json: "When user sends broken data -
+    # broken JSON for example, the server must abruptly terminate the ws connection", and
+    # the next recv() fails; sockjs-node sends no SockJS frame either, only a websocket close.
+    ws = await RawWebSocket.open(server.port, f"/echo/000/{sid}/websocket")
+    try:
+        assert (await ws.recv()).text == "o"
+        await ws.send(TEXT, b'["a')
+        before, close = await ws.recv_until_close()
+        assert before == [], "no SockJS frame (no c[...]) before the connection ends"
+        assert close.close_code == 3001
+        # Failed, not closed: the server does not wait for a close reply (RFC 6455 §7.1.7).
+        assert await ws.at_eof()
+    finally:
+        await ws.close()
 
 
 async def test_websocket_broken_json_does_not_affect_other_sessions(ws_connect, new_sid):
@@ -198,3 +208,48 @@ async def test_raw_websocket_app_close_closes_with_3000_go_away(ws_connect):
     assert msg.data == 3000
     assert msg.extra == "Go away!"
     assert ws.close_code == 3000
+
+
+# ----------------------------------------------------------------------- closing (RFC 6455 §7)
+
+
+async def _closing_app(aiohttp_server, close_timeout: float):
+    async def close_at_once(msg, session):
+        if msg.type is MsgType.OPEN:
+            session.close(3000, "Go away!")
+
+    app = web.Application()
+    add_endpoint(app, close_at_once, prefix="/close", websocket_close_timeout=close_timeout)
+    return await aiohttp_server(app)
+
+
+@pytest.mark.parametrize("path", ["/close/000/abc/websocket", "/close/websocket"])
+async def test_websocket_server_close_waits_for_the_clients_close_reply(aiohttp_server, path):
+    # RFC 6455 §7.1.1-7.1.2: the closing endpoint sends its Close frame and waits for the
+    # peer's; then the server closes the TCP connection first. It must not drop it as soon
+    # as its own close frame is out.
+    server = await _closing_app(aiohttp_server, close_timeout=30.0)
+    ws = await RawWebSocket.open(server.port, path)
+    try:
+        _, close = await ws.recv_until_close()
+        assert close.close_code in (1000, 3000)
+        # Nothing more comes and the connection stays up while we have not replied.
+        with pytest.raises(TimeoutError):
+            await ws.recv(within=0.3)
+        await ws.send(CLOSE, close_payload(close.close_code or 1000))
+        assert await ws.at_eof(), "after the close reply the server closes the connection"
+    finally:
+        await ws.close()
+
+
+async def test_websocket_server_drops_a_client_that_never_replies_after_the_timeout(
+    aiohttp_server,
+):
+    server = await _closing_app(aiohttp_server, close_timeout=0.2)
+    ws = await RawWebSocket.open(server.port, "/close/000/abc/websocket")
+    try:
+        frames, _ = await ws.recv_until_close()
+        assert [f.text for f in frames] == ["o", 'c[3000,"Go away!"]']
+        assert await ws.at_eof(within=TIMEOUT), "dropped once websocket_close_timeout passed"
+    finally:
+        await ws.close()

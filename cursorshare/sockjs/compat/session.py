@@ -83,7 +83,7 @@ class Session:
         return SessionState[self.core.state.name]
 
     @property
-    def request(self) -> web.Request | None:
+    def request(self) -> web.BaseRequest | None:
         """The request that opened the session."""
         return self.core.request
 
@@ -201,7 +201,7 @@ class SessionManager:
         if session is not None:
             return session
         if create:
-            core = self.core.create(session_id, transport="", remote=None, query={})
+            core = self.core.create_http(session_id, transport="", request=None)
             # Nothing may ever open it: forget it after disconnect_delay, as the reference does.
             asyncio.get_running_loop().call_later(
                 self.core.options.disconnect_delay, self._forget_unopened, core

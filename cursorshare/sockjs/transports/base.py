@@ -17,7 +17,7 @@ from aiohttp import hdrs, web
 from .. import frames
 from ..http import error, session_headers
 from ..manager import SessionManager
-from ..messages import ANOTHER_CONNECTION, MsgType, SessionState, SockjsMessage
+from ..messages import ANOTHER_CONNECTION, CloseReason
 from ..session import Session
 
 _CLOSE = frames.close_frame(0, "")[0]  # the `c` byte that starts every close frame
@@ -44,17 +44,11 @@ def open_or_create(manager: SessionManager, request: web.Request, transport: str
     None when a new session would pass the endpoint's session limits.
     """
     session_id = request.match_info["session"]
-    session = manager.get(session_id)
+    session = manager.http_session(session_id)
     if session is None:
         if not manager.has_room_for(request.remote):
             return None
-        session = manager.create(
-            session_id,
-            transport=transport,
-            remote=request.remote,
-            query=request.query,
-            request=request,
-        )
+        session = manager.create_http(session_id, transport=transport, request=request)
     return session
 
 
@@ -104,6 +98,13 @@ class HttpReceiver:
         if transport is not None:
             transport.abort()
 
+    def fail(self, reason: CloseReason, *, tell: bool) -> None:
+        # A request answers once anyway: send the close frame like any close.
+        if tell:
+            self.wake()
+        else:
+            self.abort()
+
     # -- serving ------------------------------------------------------------------------------
 
     async def serve(self) -> web.StreamResponse:
@@ -111,12 +112,9 @@ class HttpReceiver:
         if session is None:
             return too_many_sessions(self.manager, self.request)
         response = web.StreamResponse(headers=self._headers())
-        opening = session.state is SessionState.NEW
-        if not session.attach(self):
-            return await self._answer_once(response, _ANOTHER_CONNECTION)
         try:
-            if opening:
-                await self.manager.dispatch(session, SockjsMessage(MsgType.OPEN))
+            if not await session.connect(self):
+                return await self._answer_once(response, _ANOTHER_CONNECTION)
             if self.streaming:
                 await self._stream(session, response)
             else:

@@ -9,7 +9,6 @@ from aiohttp import hdrs, web
 from ..frames import BrokenFrame, decode_messages
 from ..http import BodyTooLarge, error, read_body, session_headers
 from ..manager import SessionManager
-from ..messages import MsgType, SessionState, SockjsMessage
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -39,7 +38,7 @@ async def receive_messages(
     options = manager.options
     headers = session_headers(request, options)
     headers[hdrs.CONTENT_TYPE] = content_type
-    session = manager.get(request.match_info["session"])
+    session = manager.http_session(request.match_info["session"])
     if session is None:
         return error(404, "Session not found.", headers)
     try:
@@ -53,8 +52,5 @@ async def receive_messages(
         return error(413, "Payload too large.", headers)
     except BrokenFrame:
         return error(500, "Broken JSON encoding.", headers)
-    for message in messages:
-        if session.state is not SessionState.OPEN:
-            break
-        await manager.dispatch(session, SockjsMessage(MsgType.MESSAGE, message))
+    await session.deliver(messages)
     return web.Response(status=ok_status, body=ok_body, headers=headers)
