@@ -8,8 +8,6 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from aiohttp import web
-
 from . import __version__, config
 
 log = logging.getLogger("cursorshare")
@@ -32,7 +30,7 @@ def _new_loop(kind: str) -> asyncio.AbstractEventLoop:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from .server import build_app
+    from .server import build_app, run
 
     settings = config.from_args(args)
     logging.basicConfig(
@@ -42,21 +40,19 @@ def serve(args: argparse.Namespace) -> int:
     app = build_app(settings)
     hub = "Redis backplane" if settings.redis_url else "in-memory hub"
 
-    def announce(_: str) -> None:
+    def announce() -> None:
         host = "localhost" if settings.host in ("0.0.0.0", "::", "127.0.0.1") else settings.host
         print(
             f"cursorshare {__version__} serving http://{host}:{settings.port}/ ({hub})", flush=True
         )
 
-    web.run_app(
+    run(
         app,
-        host=settings.host,
-        port=settings.port,
+        settings,
         loop=_new_loop(settings.event_loop),
-        handler_cancellation=True,  # an aborted poll is noticed at once
         shutdown_timeout=SHUTDOWN_TIMEOUT,
         access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
-        print=announce,
+        announce=announce,
     )
     return 0
 

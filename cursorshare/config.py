@@ -40,6 +40,16 @@ class Settings:
     max_sessions: int = 20_000
     max_sessions_per_address: int = 500
     max_messages_per_second: float = 120.0
+    # HTTP-level bounds (cursorshare/httpguard.py), below the SockJS endpoint.
+    header_timeout: float = 10.0
+    body_timeout: float = 20.0
+    keepalive_timeout: float = 75.0
+    max_header_bytes: int = 32 * 1024
+    max_header_line: int = 8190
+    max_headers: int = 100
+    max_connections: int = 30_000
+    max_connections_per_address: int = 1_000
+    # End of the HTTP-level bounds.
     cookie_needed: bool = False
     allowed_origins: tuple[str, ...] = ("*",)
     disabled_transports: tuple[str, ...] = ()
@@ -79,6 +89,16 @@ KNOBS = (
     Knob("max_sessions", int, "live sessions per process; past it 503 / close 3010"),
     Knob("max_sessions_per_address", int, "live sessions per client address; past it 503 / 3010"),
     Knob("max_messages_per_second", float, "sustained messages per session; excess dropped, 3009"),
+    # HTTP-level bounds (cursorshare/httpguard.py).
+    Knob("header_timeout", float, "seconds to receive a request's head; 408 and closed after"),
+    Knob("body_timeout", float, "seconds to receive a request's body once its head is in; 408"),
+    Knob("keepalive_timeout", float, "seconds an idle keep-alive connection is kept open"),
+    Knob("max_header_bytes", int, "bytes of one request head (request line and headers); 431"),
+    Knob("max_header_line", int, "bytes of the request line or one header line; 400"),
+    Knob("max_headers", int, "header lines in one request; 400"),
+    Knob("max_connections", int, "open connections per process; past it 503 and closed"),
+    Knob("max_connections_per_address", int, "open connections per client address; 503"),
+    # End of the HTTP-level bounds.
     Knob("cookie_needed", _bool, "set JSESSIONID for load balancers that stick on it"),
     Knob("allowed_origins", _csv, "comma-separated origins allowed for CORS and websocket; *: all"),
     Knob(

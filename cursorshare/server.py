@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import os
 import socket
+from collections.abc import Callable
+from dataclasses import fields
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -13,6 +19,7 @@ from .config import Settings
 from .cursors.app import CursorApp
 from .cursors.messages import CursorCodec
 from .cursors.presence import CursorPresence
+from .httpguard import GuardedAppRunner, HttpBounds
 from .hub import Backplane, Hub, InMemoryBackplane
 from .metrics import metrics_handler, register_metrics
 from .sockjs import SessionManager, add_endpoint
@@ -107,3 +114,79 @@ async def healthz(request: web.Request) -> web.Response:
     # 200 even when the backplane is down: the node still serves its own users, and a load
     # balancer must not take every node out of rotation because Redis is away.
     return web.json_response(body)
+
+
+# -- Serving: the application behind the HTTP-level bounds (cursorshare/httpguard.py). ------
+# `web.run_app` always builds a plain `AppRunner`, so `run` does what it does (signals, the
+# graceful cleanup, closing the loop) with a `GuardedAppRunner` instead.
+
+
+def http_bounds(settings: Settings) -> HttpBounds:
+    return HttpBounds(**{f.name: getattr(settings, f.name) for f in fields(HttpBounds)})
+
+
+def make_runner(app: web.Application, settings: Settings, **kwargs: Any) -> GuardedAppRunner:
+    """A runner for ``app`` with ``settings``' HTTP bounds; ``kwargs`` go to `web.AppRunner`."""
+    kwargs.setdefault("handler_cancellation", True)  # an aborted poll is noticed at once
+    return GuardedAppRunner(app, bounds=http_bounds(settings), **kwargs)
+
+
+async def _serve(
+    app: web.Application,
+    settings: Settings,
+    *,
+    shutdown_timeout: float,
+    access_log: logging.Logger | None,
+    announce: Callable[[], None],
+) -> None:
+    runner = make_runner(
+        app,
+        settings,
+        handle_signals=True,  # SIGINT/SIGTERM raise web.GracefulExit out of the loop
+        shutdown_timeout=shutdown_timeout,
+        access_log=access_log,
+    )
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.host, settings.port).start()
+        announce()
+        await asyncio.Event().wait()  # until a signal ends the loop
+    finally:
+        await runner.cleanup()
+
+
+def run(
+    app: web.Application,
+    settings: Settings,
+    *,
+    loop: asyncio.AbstractEventLoop,
+    shutdown_timeout: float,
+    access_log: logging.Logger | None,
+    announce: Callable[[], None],
+) -> None:
+    """Serve ``app`` on ``loop`` until SIGINT or SIGTERM, then shut down gracefully."""
+    asyncio.set_event_loop(loop)
+    main = loop.create_task(
+        _serve(
+            app,
+            settings,
+            shutdown_timeout=shutdown_timeout,
+            access_log=access_log,
+            announce=announce,
+        )
+    )
+    try:
+        loop.run_until_complete(main)
+    except (web.GracefulExit, KeyboardInterrupt):
+        pass
+    finally:
+        if not main.done():
+            main.cancel()  # runs the runner's cleanup: sessions closed, handlers awaited
+            with contextlib.suppress(asyncio.CancelledError):
+                loop.run_until_complete(main)
+        leftovers = asyncio.all_tasks(loop)
+        for task in leftovers:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -92,6 +93,44 @@ def test_serves_prints_its_url_and_stops_cleanly(stop: signal.Signals) -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/") as response:
             assert b"cursorshare" in response.read()
         proc.send_signal(stop)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_http_bounds_parse_from_flags_and_environment() -> None:
+    args = build_parser().parse_args(["serve", "--header-timeout", "2.5", "--max-connections", "7"])
+    settings = config.from_args(
+        args, {"CURSORSHARE_MAX_CONNECTIONS_PER_ADDRESS": "3", "CURSORSHARE_MAX_HEADERS": "40"}
+    )
+    assert settings.header_timeout == 2.5
+    assert settings.max_connections == 7
+    assert settings.max_connections_per_address == 3
+    assert settings.max_headers == 40
+    assert settings.body_timeout == config.Settings().body_timeout
+
+
+def test_every_knob_is_in_the_readme_table() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for knob in config.KNOBS:
+        assert f"| `{knob.flag}` | `{knob.env}` |" in readme, knob.flag
+
+
+def test_the_command_closes_a_slowloris_at_its_header_deadline() -> None:
+    port = free_port()
+    proc = _start(port, "--host", "127.0.0.1", "--header-timeout", "0.5")
+    try:
+        assert proc.stdout is not None
+        assert f"http://localhost:{port}/" in proc.stdout.readline()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n")  # and nothing more
+            answer = b""
+            while chunk := sock.recv(4096):  # the server closes: recv returns b""
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+        proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     finally:
         if proc.poll() is None:
