@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
+from .cursors.page import origin_list
+
 
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in value.split(",") if item.strip())
@@ -42,6 +44,7 @@ class Settings:
     max_messages_per_second: float = 120.0
     cookie_needed: bool = False
     allowed_origins: tuple[str, ...] = ("*",)
+    allowed_backends: tuple[str, ...] = ()
     disabled_transports: tuple[str, ...] = ()
     access_log: bool = False
     event_loop: str = "uvloop"
@@ -81,6 +84,11 @@ KNOBS = (
     Knob("max_messages_per_second", float, "sustained messages per session; excess dropped, 3009"),
     Knob("cookie_needed", _bool, "set JSESSIONID for load balancers that stick on it"),
     Knob("allowed_origins", _csv, "comma-separated origins allowed for CORS and websocket; *: all"),
+    Knob(
+        "allowed_backends",
+        origin_list,
+        "comma-separated origins the web page may be pointed at with ?server=; none: its own",
+    ),
     Knob(
         "disabled_transports", _csv, "comma-separated SockJS transports to refuse (e.g. websocket)"
     ),

@@ -12,6 +12,7 @@ from aiohttp import web
 from .config import Settings
 from .cursors.app import CursorApp
 from .cursors.messages import CursorCodec
+from .cursors.page import add_page_config
 from .hub import Backplane, Hub, InMemoryBackplane
 from .metrics import metrics_handler, register_metrics
 from .sockjs import SessionManager, add_endpoint
@@ -89,6 +90,7 @@ def build_app(
         return web.FileResponse(index)
 
     app.router.add_get("/", index_page)
+    add_page_config(app, settings.allowed_backends)
     app.router.add_static("/", root)
     return app
 
