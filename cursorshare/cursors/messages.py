@@ -105,37 +105,50 @@ def _nested_deeper_than(raw: str, max_depth: int) -> bool:
     return False
 
 
-def _check_tree(value: object, max_depth: int) -> bool:
-    """Refuses a parsed message that could not be passed on: nested deeper than
-    ``max_depth``, or holding a string (key or value) that UTF-8 cannot encode (a lone
-    surrogate). Returns whether every number in it encodes as itself (finite, and in
-    orjson's integer range); those are refused only where they are passed on."""
-    numbers_fit = True
-    stack: list[tuple[object, int]] = [(value, 0)]
+def _within_depth(value: dict[str, Any] | list[Any], max_depth: int) -> bool:
+    """Whether ``value`` nests at most ``max_depth`` levels (itself included)."""
+    containers: list[tuple[dict[str, Any] | list[Any], int]] = [(value, 1)]
+    while containers:
+        container, depth = containers.pop()
+        children = container.values() if isinstance(container, dict) else container
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth >= max_depth:
+                    return False
+                containers.append((child, depth + 1))
+    return True
+
+
+def _check_fallback_value(value: object) -> bool:
+    """Refuses a string (key or value, at any depth) that UTF-8 cannot encode (a lone
+    surrogate); returns whether every number encodes as itself (finite, integers within 64
+    bits), which matters only where the message is passed on. Only the standard parser
+    makes such values: orjson refuses lone surrogates, and its numbers always fit."""
+    fit = True
+    stack = [value]
     while stack:
-        item, depth = stack.pop()
+        item = stack.pop()
         if isinstance(item, str):
             if not item.isascii() and _SURROGATE.search(item):
                 raise BadMessage("not JSON")
-        elif isinstance(item, dict | list):
-            if depth >= max_depth:
-                raise BadMessage("not JSON")
-            if isinstance(item, dict):
-                stack.extend((key, depth) for key in item)
-                stack.extend((child, depth + 1) for child in item.values())
-            else:
-                stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
         elif isinstance(item, float):
-            numbers_fit = numbers_fit and math.isfinite(item)
+            fit = fit and math.isfinite(item)
         elif isinstance(item, int):
-            numbers_fit = numbers_fit and _INT_RANGE[0] <= item <= _INT_RANGE[1]
-    return numbers_fit
+            fit = fit and _INT_RANGE[0] <= item <= _INT_RANGE[1]
+    return fit
 
 
 def _object(raw: str, max_depth: int) -> tuple[dict[str, Any], bool]:
-    """The message as a JSON object that can be passed on, and whether its numbers fit."""
+    """The message: a JSON object nesting at most ``max_depth`` levels, whose strings UTF-8
+    can encode; and whether its numbers encode as they came (`_check_fallback_value`)."""
     try:
         value = orjson.loads(raw)
+        numbers_fit = True
     except orjson.JSONDecodeError:
         # orjson refuses numbers beyond a double (1e999), which are JSON all the same: the
         # standard parser reads them as infinities, for the coordinate check to refuse. Its
@@ -146,14 +159,18 @@ def _object(raw: str, max_depth: int) -> tuple[dict[str, Any], bool]:
             value = json.loads(raw, parse_constant=_reject_constant)
         except (ValueError, RecursionError) as exc:
             raise BadMessage("not JSON") from exc
+        numbers_fit = _check_fallback_value(value)
     if not isinstance(value, dict):
         raise BadMessage("not JSON")
-    return value, _check_tree(value, max_depth)
+    # Fewer brackets than levels allowed (brackets in strings counted too): no walk needed.
+    if raw.count("[") + raw.count("{") > max_depth and not _within_depth(value, max_depth):
+        raise BadMessage("not JSON")
+    return value, numbers_fit
 
 
 def parse_v2_move(raw: str, max_depth: int = MAX_DEPTH) -> tuple[float, float, str | None]:
     """``(x, y, name)`` of a v2 move; name is None when the message does not set it."""
-    message, _ = _object(raw, max_depth)  # only x, y and name are kept
+    message, _ = _object(raw, max_depth)  # only x, y and name are kept: checked below
     if message.get("type") != "move":
         raise BadMessage("unknown type")
     x = _number(message.get("x"), 0.0, 1.0)

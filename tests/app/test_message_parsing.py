@@ -18,6 +18,7 @@ import pytest
 from cursorshare.cursors.messages import (
     MAX_DEPTH,
     BadMessage,
+    clean_name,
     parse_tutorial_move,
     parse_v2_move,
 )
@@ -127,3 +128,15 @@ def test_v2_lone_surrogates_are_not_json(text: str) -> None:
 
 def test_a_surrogate_pair_escape_is_a_character() -> None:
     assert parse_v2_move(r'{"type":"move","x":0,"y":1,"name":"\ud83d\ude00"}')[2] == "\U0001f600"
+
+
+@pytest.mark.parametrize("name", ["\ud800", "a\udfffb", "\udbff\ud800"])
+def test_a_name_with_a_lone_surrogate_is_refused_wherever_it_comes_from(name: str) -> None:
+    """`clean_name` also checks the session URL's `name` (ignored when refused)."""
+    with pytest.raises(BadMessage, match=r"^bad name$"):
+        clean_name(name)
+
+
+def test_a_flat_message_with_many_brackets_in_strings_is_not_too_deep() -> None:
+    name = "[{" * 16
+    assert parse_v2_move('{"type":"move","x":0,"y":0,"name":"' + name + '"}')[2] == name
