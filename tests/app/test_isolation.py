@@ -12,8 +12,14 @@ welcome.
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Sequence
 
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from cursorshare.hub import Event
+from cursorshare.server import HUB
 from tests.support.clients import SockJSClient
 
 from .conftest import Connect, is_move_from, welcome_of
@@ -93,3 +99,29 @@ async def test_a_tutorial_message_that_cannot_be_encoded_is_dropped_and_isolated
     echo = await attacker.recv_json_until(lambda m: "sender" in m)
     assert (echo["x"], echo["y"]) == (9, 9), "the poisoned message was passed on"
     await assert_rooms_keep_delivering(connect, attacker, attacker_v2=False)
+
+
+async def test_flush_failures_are_counted_in_the_metrics(
+    server: TestServer, connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a room's first failure is logged; /metrics counts every one. (Input validation
+    leaves no known way to make a flush fail: the codec is made to fail on a name.)"""
+    codec = server.app[HUB].codec
+    encode = codec.encode
+
+    def failing_encode(flavour: str, events: Sequence[Event]) -> bytes | None:
+        if any(event.data.get("name") == "unlucky" for event in events):
+            raise RuntimeError("a bug of ours")
+        return encode(flavour, events)
+
+    monkeypatch.setattr(codec, "encode", failing_encode)
+    await connect("websocket", room="doomed", name="unlucky")
+    watcher, mover, mover_id = await calm_pair(connect, "calm")
+    await mover.send({"type": "move", "x": 0.5, "y": 0.5})
+    await watcher.recv_json_until(is_move_from(mover_id))
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(server.make_url("/metrics")) as response,
+    ):
+        text = await response.text()
+    assert "cursorshare_hub_flush_failures_total 1.0" in text.splitlines(), text
