@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
+from .cursors.page import origin_list
+
 
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in value.split(",") if item.strip())
@@ -52,6 +54,7 @@ class Settings:
     # End of the HTTP-level bounds.
     cookie_needed: bool = False
     allowed_origins: tuple[str, ...] = ("*",)
+    allowed_backends: tuple[str, ...] = ()
     disabled_transports: tuple[str, ...] = ()
     access_log: bool = False
     event_loop: str = "uvloop"
@@ -101,6 +104,11 @@ KNOBS = (
     # End of the HTTP-level bounds.
     Knob("cookie_needed", _bool, "set JSESSIONID for load balancers that stick on it"),
     Knob("allowed_origins", _csv, "comma-separated origins allowed for CORS and websocket; *: all"),
+    Knob(
+        "allowed_backends",
+        origin_list,
+        "comma-separated origins the web page may be pointed at with ?server=; none: its own",
+    ),
     Knob(
         "disabled_transports", _csv, "comma-separated SockJS transports to refuse (e.g. websocket)"
     ),

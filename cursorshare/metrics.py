@@ -41,6 +41,8 @@ class AppCollector(Collector):
             ("hub_payloads_out", "Encoded batches handed to sessions", hub.stats.payloads_out),
             ("hub_bytes_out", "Bytes of encoded batches handed to sessions", hub.stats.bytes_out),
             ("hub_overflows", "Members disconnected for staying behind", hub.stats.overflows),
+            ("hub_flush_failures", "Room flushes that raised (their batch was dropped)",
+             hub.stats.flush_failures),
         ):  # fmt: skip
             yield CounterMetricFamily(f"cursorshare_{name}", help_text, value=value)
         closes = CounterMetricFamily(

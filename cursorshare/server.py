@@ -18,6 +18,7 @@ from aiohttp import web
 from .config import Settings
 from .cursors.app import CursorApp
 from .cursors.messages import CursorCodec
+from .cursors.page import add_page_config
 from .cursors.presence import CursorPresence
 from .httpguard import GuardedAppRunner, HttpBounds
 from .hub import Backplane, Hub, InMemoryBackplane
@@ -98,6 +99,7 @@ def build_app(
         return web.FileResponse(index)
 
     app.router.add_get("/", index_page)
+    add_page_config(app, settings.allowed_backends)
     app.router.add_static("/", root)
     return app
 

@@ -8,6 +8,7 @@ import secrets
 
 from ..hub import JSON, Hub
 from ..sockjs import MsgType, Session, SockjsMessage
+from ..sockjs.abuselog import AbuseLog
 from ..sockjs.messages import SLOW_CONSUMER
 from . import messages, presence
 from .messages import TUTORIAL, V2, BadMessage
@@ -48,9 +49,13 @@ class CursorMember:
 class CursorApp:
     """The SockJS handler of the cursor-sharing app."""
 
-    def __init__(self, hub: Hub, *, max_message_bytes: int = 4096) -> None:
+    def __init__(
+        self, hub: Hub, *, max_message_bytes: int = 4096, max_depth: int = messages.MAX_DEPTH
+    ) -> None:
         self.hub = hub
         self.max_message_bytes = max_message_bytes
+        self.max_depth = max_depth
+        self._abuse = AbuseLog(log)
         self._members: dict[Session, CursorMember] = {}
         self._colors = itertools.cycle(messages.PALETTE)
 
@@ -104,7 +109,7 @@ class CursorApp:
         self.hub.update(member.room, member, data, member.state)
 
     def _v2_move(self, member: CursorMember, raw: str) -> tuple[JSON, JSON]:
-        x, y, name = messages.parse_v2_move(raw)
+        x, y, name = messages.parse_v2_move(raw, self.max_depth)
         if name is not None:
             member.name = name
         data = {
@@ -118,14 +123,16 @@ class CursorApp:
         return data, {"x": x, "y": y, "px": False, "name": member.name}
 
     def _tutorial_move(self, member: CursorMember, raw: str) -> tuple[JSON, JSON]:
-        data = messages.parse_tutorial_move(raw)
+        data = messages.parse_tutorial_move(raw, self.max_depth)
         data["sender"] = member.id
         data["color"] = member.color
         return data, {"x": data["x"], "y": data["y"], "px": True}
 
     def _refuse(self, member: CursorMember, reason: str) -> None:
-        if not member.warned:  # one log line per misbehaving session, not one per message
+        if not member.warned:  # one line per misbehaving session, and few per address
             member.warned = True
-            log.info("refused message from %s (%s): %s", member.id, member.session.remote, reason)
+            self._abuse.warn(
+                member.session.remote, "refused message from %s: %s", member.id, reason
+            )
         if member.flavour == V2:
             member.session.send(messages.error(reason))

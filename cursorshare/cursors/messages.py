@@ -31,8 +31,22 @@ MAX_PIXELS = 1e6
 #: v2 moves reach tutorial clients in pixels of a page this size.
 TUTORIAL_PAGE = 1000
 
+#: Objects and arrays nested deeper than this are refused as "not JSON" (CursorApp's
+#: ``max_depth``). Far below every parser's own limit (orjson's 1024 levels, the standard
+#: parser's recursion limit, which is 1000 frames on 3.11 but ~10 000 C levels on 3.12+), so
+#: the answer never depends on the parser or the Python version; and far below the 254 levels
+#: orjson encodes, so whatever passes can be sent on, wrapped in batches and backplane messages.
+MAX_DEPTH = 32
+
 _ROOM = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: Control characters, and the lone surrogates that a JSON escape can make (UTF-8 has none).
+_UNFIT_FOR_NAME = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+#: Outside a string, a bracket; or a whole string (closing quote optional, so that an
+#: unterminated one ends the scan instead of making the regex backtrack).
+_BRACKET_OR_STRING = re.compile(r'[\[\]{}]|"(?:[^"\\]|\\.)*"?', re.DOTALL)
+#: orjson encodes integers from i64's minimum to u64's maximum.
+_INT_RANGE = (-(2**63), 2**64 - 1)
 
 PALETTE = (
     "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324",
@@ -55,7 +69,7 @@ def clean_name(name: object) -> str:
     if not isinstance(name, str):
         raise BadMessage("bad name")
     name = name.strip()
-    if len(name) > MAX_NAME or _CONTROL.search(name):
+    if len(name) > MAX_NAME or _UNFIT_FOR_NAME.search(name):
         raise BadMessage("bad name")
     return name
 
@@ -78,24 +92,85 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _object(raw: str) -> dict[str, Any]:
+def _nested_deeper_than(raw: str, max_depth: int) -> bool:
+    """Whether the text opens more than ``max_depth`` brackets at once (strings skipped)."""
+    depth = 0
+    for token in _BRACKET_OR_STRING.findall(raw):
+        if token in ("[", "{"):
+            depth += 1
+            if depth > max_depth:
+                return True
+        elif token in ("]", "}"):
+            depth -= 1
+    return False
+
+
+def _within_depth(value: dict[str, Any] | list[Any], max_depth: int) -> bool:
+    """Whether ``value`` nests at most ``max_depth`` levels (itself included)."""
+    containers: list[tuple[dict[str, Any] | list[Any], int]] = [(value, 1)]
+    while containers:
+        container, depth = containers.pop()
+        children = container.values() if isinstance(container, dict) else container
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth >= max_depth:
+                    return False
+                containers.append((child, depth + 1))
+    return True
+
+
+def _check_fallback_value(value: object) -> bool:
+    """Refuses a string (key or value, at any depth) that UTF-8 cannot encode (a lone
+    surrogate); returns whether every number encodes as itself (finite, integers within 64
+    bits), which matters only where the message is passed on. Only the standard parser
+    makes such values: orjson refuses lone surrogates, and its numbers always fit."""
+    fit = True
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and _SURROGATE.search(item):
+                raise BadMessage("not JSON")
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, float):
+            fit = fit and math.isfinite(item)
+        elif isinstance(item, int):
+            fit = fit and _INT_RANGE[0] <= item <= _INT_RANGE[1]
+    return fit
+
+
+def _object(raw: str, max_depth: int) -> tuple[dict[str, Any], bool]:
+    """The message: a JSON object nesting at most ``max_depth`` levels, whose strings UTF-8
+    can encode; and whether its numbers encode as they came (`_check_fallback_value`)."""
     try:
         value = orjson.loads(raw)
+        numbers_fit = True
     except orjson.JSONDecodeError:
         # orjson refuses numbers beyond a double (1e999), which are JSON all the same: the
-        # standard parser reads them as infinities, for the coordinate check to refuse.
+        # standard parser reads them as infinities, for the coordinate check to refuse. Its
+        # nesting limit differs between Python versions, so it never sees deep nesting.
+        if _nested_deeper_than(raw, max_depth):
+            raise BadMessage("not JSON") from None
         try:
             value = json.loads(raw, parse_constant=_reject_constant)
         except (ValueError, RecursionError) as exc:
             raise BadMessage("not JSON") from exc
+        numbers_fit = _check_fallback_value(value)
     if not isinstance(value, dict):
         raise BadMessage("not JSON")
-    return value
+    # Fewer brackets than levels allowed (brackets in strings counted too): no walk needed.
+    if raw.count("[") + raw.count("{") > max_depth and not _within_depth(value, max_depth):
+        raise BadMessage("not JSON")
+    return value, numbers_fit
 
 
-def parse_v2_move(raw: str) -> tuple[float, float, str | None]:
+def parse_v2_move(raw: str, max_depth: int = MAX_DEPTH) -> tuple[float, float, str | None]:
     """``(x, y, name)`` of a v2 move; name is None when the message does not set it."""
-    message = _object(raw)
+    message, _ = _object(raw, max_depth)  # only x, y and name are kept: checked below
     if message.get("type") != "move":
         raise BadMessage("unknown type")
     x = _number(message.get("x"), 0.0, 1.0)
@@ -104,16 +179,13 @@ def parse_v2_move(raw: str) -> tuple[float, float, str | None]:
     return x, y, name
 
 
-def parse_tutorial_move(raw: str) -> dict[str, Any]:
+def parse_tutorial_move(raw: str, max_depth: int = MAX_DEPTH) -> dict[str, Any]:
     """A tutorial move: the message itself, with finite pixel ``x`` and ``y``."""
-    message = _object(raw)
+    message, numbers_fit = _object(raw, max_depth)
     _number(message.get("x"), -MAX_PIXELS, MAX_PIXELS)
     _number(message.get("y"), -MAX_PIXELS, MAX_PIXELS)
-    try:
-        # Its extra fields pass through: they must encode again (orjson nests 254 deep).
-        orjson.dumps(message)
-    except TypeError as exc:
-        raise BadMessage("not JSON") from exc
+    if not numbers_fit:  # its extra fields pass through: they must encode as they came
+        raise BadMessage("not JSON")
     return message
 
 

@@ -65,6 +65,8 @@ class Room:
     changed: dict[str, JSON | None] = field(default_factory=dict)
     #: Set once the backplane has reported the users on other nodes.
     ready: asyncio.Future[None] | None = None
+    #: A flush of this room raised once already (it was logged then).
+    flush_failed: bool = False
 
 
 @dataclass(slots=True, eq=False)
@@ -81,6 +83,8 @@ class HubStats:
     bytes_out: int = 0
     encodes: int = 0
     overflows: int = 0
+    #: Room flushes (or lagging members' catch-ups) that raised; their batch was dropped.
+    flush_failures: int = 0
 
 
 class Hub:
@@ -142,17 +146,21 @@ class Hub:
     ) -> list[PresenceRecord]:
         """Add ``member`` to a room with its whole ``state``; returns everyone already there."""
         room = self._rooms.get(room_name)
+        while room is not None and room.ready is not None and not room.ready.done():
+            await asyncio.shield(room.ready)
+            room = self._rooms.get(room_name)  # gone if its first join failed meanwhile
         if room is None:
             room = Room(room_name, ready=asyncio.get_running_loop().create_future())
             self._rooms[room_name] = room
             try:
                 for record in await self.backplane.join_room(room_name):
                     room.presence[record.member] = record.state
+            except BaseException:
+                self._mark_dirty(room)  # nobody got in: the next flush frees it
+                raise
             finally:
                 assert room.ready is not None
                 room.ready.set_result(None)
-        elif room.ready is not None and not room.ready.done():
-            await asyncio.shield(room.ready)
         snapshot = self.presence(room_name)
         room.members[member.id] = member
         room.by_flavour.setdefault(member.flavour, {})[member.id] = member
@@ -232,16 +240,32 @@ class Hub:
         self._flush_handle = loop.call_at(when, self.flush)
 
     def flush(self) -> None:
-        """Send every room's pending batch; runs at most once per tick."""
+        """Send every room's pending batch; runs at most once per tick.
+
+        Rooms are isolated from one another: a room whose flush raises (a bug of ours: input
+        is validated before it reaches the hub) loses that tick's batch, and is logged the
+        first time; every other room, and the next tick, is flushed as usual.
+        """
         self._flush_handle = None
         loop = asyncio.get_running_loop()
         self._last_flush = now = loop.time()
         dirty, self._dirty = self._dirty, {}
         for room in dirty:
-            self._flush_room(room, now)
+            try:
+                self._flush_room(room, now)
+            except Exception:
+                self._flush_failed(room)
+            finally:
+                self._free_if_empty(room)
         if self._lagging:
             self._catch_up(now)
             self._schedule()
+
+    def _flush_failed(self, room: Room) -> None:
+        self.stats.flush_failures += 1
+        if not room.flush_failed:  # one traceback per room, not one per tick
+            room.flush_failed = True
+            log.exception("flushing room %r failed; its batch was dropped", room.name)
 
     def _flush_room(self, room: Room, now: float) -> None:
         self.stats.coalesced += room.batch.coalesced
@@ -249,8 +273,8 @@ class Hub:
         events = room.batch.take()
         if room.changed:
             local = [event for event in events if event.local]
-            self.backplane.publish(room.name, local, room.changed)
-            room.changed = {}
+            changed, room.changed = room.changed, {}
+            self.backplane.publish(room.name, local, changed)
         for flavour, members in room.by_flavour.items():
             payload = self.codec.encode(flavour, events)
             self.stats.encodes += 1
@@ -266,7 +290,12 @@ class Hub:
                     self._lagging[member] = Lagging(batch, now)
                 else:
                     self._deliver(member, payload)
-        if not room.members and not room.batch and (room.ready is None or room.ready.done()):
+
+    def _free_if_empty(self, room: Room) -> None:
+        """Forget a room nobody (of this node) is in, once nothing is pending for it."""
+        if room.members or room.batch or (room.ready is not None and not room.ready.done()):
+            return
+        if self._rooms.get(room.name) is room:
             del self._rooms[room.name]
             self._spawn(self.backplane.leave_room(room.name))
 
@@ -279,7 +308,12 @@ class Hub:
         for member, lagging in list(self._lagging.items()):
             if member.backlog <= self.lag_bytes // 2:
                 del self._lagging[member]
-                payload = self.codec.encode(member.flavour, lagging.batch.take())
+                try:
+                    payload = self.codec.encode(member.flavour, lagging.batch.take())
+                except Exception:  # like a room's flush: that member's batch only is lost
+                    self.stats.flush_failures += 1
+                    log.exception("catching up member %s failed", member.id)
+                    continue
                 self.stats.encodes += 1
                 if payload is not None:
                     self._deliver(member, payload)

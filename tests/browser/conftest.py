@@ -185,9 +185,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="session")
-def page_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A second origin (another port) serving the same static app, for cross-origin pages."""
-    srv = start_server(tmp_path_factory.mktemp("page-server") / "server.log")
+def page_server(tmp_path_factory: pytest.TempPathFactory, server: Server) -> Iterator[Server]:
+    """A second origin (another port) serving the same static app, for cross-origin pages:
+    its pages may use `server` as their backend (`?server=`), and no other."""
+    srv = start_server(
+        tmp_path_factory.mktemp("page-server") / "server.log", "--allowed-backends", server.url
+    )
     yield srv
     stop_server(srv)
 

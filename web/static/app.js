@@ -21,13 +21,12 @@
 
   var params = new URLSearchParams(window.location.search);
   var room = (params.get('room') || '').trim() || 'lobby';
-  var name = (params.get('name') || '').trim().slice(0, NAME_MAX) || storedName();
+  var name = clip((params.get('name') || '').trim(), NAME_MAX) || storedName();
   var transports = (params.get('transports') || '')
     .split(',')
     .map(function (t) { return t.trim(); })
     .filter(Boolean);
-  var base = serverBase(params.get('server'));
-  var url = base + '/ws?v=2&room=' + encodeURIComponent(room) + '&name=' + encodeURIComponent(name);
+  var url = null; // the SockJS URL, once the backend is chosen (chooseBackend)
 
   // ---- DOM -----------------------------------------------------------------------------------
 
@@ -36,6 +35,7 @@
   var statusText = $('status-text');
   var statusTransport = $('status-transport');
   var noticeEl = $('notice');
+  var serverNoteEl = $('server-note');
   var cursorsEl = $('cursors');
   var emptyEl = $('empty');
   var peersEl = $('peers');
@@ -56,7 +56,7 @@
 
   var api = window.cursorshare = {
     sock: null, id: null, color: null, transport: null, state: 'connecting',
-    room: room, name: name, url: url
+    room: room, name: name, url: url, refusedServer: null
   };
   var sock = null;
   var attempt = 0;              // reconnect attempts since the last welcome
@@ -78,7 +78,7 @@
   function storedName() {
     var n = null;
     try { n = window.localStorage.getItem(NAME_KEY); } catch (e) { /* storage disabled */ }
-    if (n && n.trim() && n.length <= NAME_MAX) return n.trim();
+    if (n && n.trim() && Array.from(n).length <= NAME_MAX) return n.trim();
     n = friendlyName();
     try { window.localStorage.setItem(NAME_KEY, n); } catch (e) { /* storage disabled */ }
     return n;
@@ -95,16 +95,55 @@
     return pick(adjectives) + ' ' + pick(animals);
   }
 
-  function serverBase(server) {
-    if (!server) return '';
+  // at most `max` characters (code points: never half of a surrogate pair, which JSON would
+  // carry as a lone surrogate escape, refused by the server, and encodeURIComponent throws on)
+  function clip(text, max) {
+    return Array.from(text).slice(0, max).join('');
+  }
+
+  // ?server= as {origin, base}; null when malformed
+  function parseServer(server) {
     try {
       var u = new URL(server, window.location.href);
-      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('bad scheme');
-      return (u.origin + u.pathname).replace(/\/+$/, '');
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') return null;
+      return { origin: u.origin, base: (u.origin + u.pathname).replace(/\/+$/, '') };
     } catch (e) {
-      console.warn('cursorshare: ignoring bad ?server=', server);
-      return '';
+      return null;
     }
+  }
+
+  function originOf(entry) {
+    try { return new URL(String(entry)).origin; } catch (e) { return null; }
+  }
+
+  // The page's own origin, unless ?server= names a backend this site allows (its server's
+  // --allowed-backends, read from config.json): a link must not send users elsewhere.
+  function chooseBackend(done) {
+    var server = params.get('server');
+    if (!server) { done(''); return; }
+    var wanted = parseServer(server);
+    if (!wanted) { refuseServer(server, 'is not an http(s) URL'); done(''); return; }
+    if (wanted.origin === window.location.origin) { done(wanted.base); return; }
+    fetch('config.json', { cache: 'no-store', credentials: 'same-origin' })
+      .then(function (r) { return r.ok ? r.json() : {}; })
+      .catch(function () { return {}; }) // no config: nothing but the page's own origin
+      .then(function (config) {
+        var list = config && Array.isArray(config.allowedBackends) ? config.allowedBackends : [];
+        if (list.map(originOf).indexOf(wanted.origin) !== -1) {
+          done(wanted.base);
+        } else {
+          refuseServer(wanted.origin, 'is not a server this site allows');
+          done('');
+        }
+      });
+  }
+
+  function refuseServer(server, why) {
+    api.refusedServer = server;
+    console.warn('cursorshare: ignoring ?server=' + server + ': ' + why);
+    serverNoteEl.textContent = 'Ignored ?server=' + server + ': it ' + why +
+      '. Connected to ' + window.location.host + ' instead.';
+    serverNoteEl.hidden = false;
   }
 
   function safeColor(c) {
@@ -136,7 +175,7 @@
   }
 
   function displayName(n, id) {
-    return typeof n === 'string' && n.trim() ? n.trim().slice(0, NAME_MAX) : 'guest ' + String(id).slice(0, 6);
+    return typeof n === 'string' && n.trim() ? clip(n.trim(), NAME_MAX) : 'guest ' + String(id).slice(0, 6);
   }
 
   // ---- status badge --------------------------------------------------------------------------
@@ -457,5 +496,9 @@
     setState('closed', 'closed \u2014 sockjs-client missing (run npm install in web/)');
     return;
   }
-  connect();
+  chooseBackend(function (base) {
+    url = api.url = base + '/ws?v=2&room=' + encodeURIComponent(room) +
+      '&name=' + encodeURIComponent(name);
+    connect();
+  });
 })();
