@@ -38,16 +38,18 @@ class ClientScript:
     def script(self) -> Path:
         return self.directory / SCRIPT_NAME
 
-    def url_under(self, prefix: str) -> str:
-        """Path of the script under an endpoint prefix (the version makes it cacheable)."""
-        return f"{prefix}/sockjs-client/{self.version}/{SCRIPT_NAME}"
-
-    def add_routes(self, router: web.UrlDispatcher, prefix: str) -> None:
-        """Serve the script (and its source map, which it names relatively) under ``prefix``."""
+    def add_routes(self, router: web.UrlDispatcher, prefix: str) -> web.AbstractResource:
+        """Serve the script (and its source map, which it names relatively) under ``prefix``,
+        at a path with the version in it so that it can be cached. Returns the script's
+        resource: its URL gains the prefix of any sub-application the router is mounted in."""
         base = f"{prefix}/sockjs-client/{self.version}/"
-        router.add_get(base + SCRIPT_NAME, self._file(SCRIPT_NAME, "application/javascript"))
+        script = router.add_resource(base + SCRIPT_NAME)
+        serve_script = self._file(SCRIPT_NAME, "application/javascript")
+        script.add_route(hdrs.METH_GET, serve_script)
+        script.add_route(hdrs.METH_HEAD, serve_script)
         if (self.directory / MAP_NAME).is_file():
             router.add_get(base + MAP_NAME, self._file(MAP_NAME, "application/json"))
+        return script
 
     def _file(self, name: str, content_type: str) -> RequestHandler:
         path = self.directory / name

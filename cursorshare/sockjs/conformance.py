@@ -7,7 +7,9 @@ response_limit=4096, `/close`, `/disabled_websocket_echo`, `/cookie_needed_echo`
 sockjs-client's own test server (its tests/support) serves besides: `/ticker`, `/amplify`,
 `/broadcast`, the plain `/simple.txt`, `/streaming.txt`, `/slow-script.js` and `/config.js`.
 Its browser suite also loads pages from the same server: ``--static DIR`` serves a directory
-(sockjs-client's tests/html) at the root.
+(sockjs-client's tests/html) at the root. Its karma setup reaches the server through a proxy
+that strips a path, so the iframe page's script must be named as the browser sees it:
+``--sockjs-url URL`` sets it for every endpoint, as that test server's own ``sockjs_url`` does.
 """
 
 from __future__ import annotations
@@ -151,21 +153,28 @@ async def empty_not_found(request: web.Request, handler: RequestHandler) -> web.
         return web.Response(status=404)
 
 
-def build_app(*, port: int = 8081, static: Path | None = None) -> web.Application:
+def build_app(
+    *, port: int = 8081, static: Path | None = None, sockjs_url: str | None = None
+) -> web.Application:
     app = web.Application(middlewares=[empty_not_found])
-    add_endpoint(app, echo, prefix="/echo", name="echo", response_limit=4096)
+    # Without a sockjs_url every endpoint's iframe page loads the client this library ships.
+    common: dict[str, object] = {} if sockjs_url is None else {"sockjs_url": sockjs_url}
+    add_endpoint(app, echo, prefix="/echo", name="echo", response_limit=4096, **common)
     add_endpoint(
         app,
         echo,
         prefix="/disabled_websocket_echo",
         name="wsoff",
         disabled_transports=("websocket",),
+        **common,
     )
-    add_endpoint(app, echo, prefix="/cookie_needed_echo", name="cookie", cookie_needed=True)
-    add_endpoint(app, close_at_once, prefix="/close", name="close")
-    add_endpoint(app, Ticker(), prefix="/ticker", name="ticker")
-    add_endpoint(app, amplify, prefix="/amplify", name="amplify")
-    add_endpoint(app, Broadcast(), prefix="/broadcast", name="broadcast")
+    add_endpoint(
+        app, echo, prefix="/cookie_needed_echo", name="cookie", cookie_needed=True, **common
+    )
+    add_endpoint(app, close_at_once, prefix="/close", name="close", **common)
+    add_endpoint(app, Ticker(), prefix="/ticker", name="ticker", **common)
+    add_endpoint(app, amplify, prefix="/amplify", name="amplify", **common)
+    add_endpoint(app, Broadcast(), prefix="/broadcast", name="broadcast", **common)
     app.router.add_get("/simple.txt", simple_txt)
     app.router.add_get("/streaming.txt", streaming_txt)
     app.router.add_get("/slow-script.js", slow_script)
@@ -185,10 +194,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--static", type=Path, help="directory served at / (sockjs-client's tests/html)"
     )
+    parser.add_argument(
+        "--sockjs-url",
+        help="the sockjs-client script every iframe page loads, as the browser must request it "
+        "(default: the client this library ships, under each prefix)",
+    )
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper())
-    app = build_app(port=args.port, static=args.static)
+    app = build_app(port=args.port, static=args.static, sockjs_url=args.sockjs_url)
     web.run_app(
         app, host=args.host, port=args.port, handler_cancellation=True, print=_announce(args)
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import logging
@@ -82,12 +83,21 @@ async def info_options(manager: SessionManager, request: web.Request) -> web.Res
     return preflight(request, manager.options, "OPTIONS, GET")
 
 
-def iframe_page(sockjs_url: str) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """The page that lets iframe-based transports talk to us from another origin."""
-    body = _IFRAME.format(sockjs_url=html.escape(sockjs_url, quote=True)).encode()
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+def iframe_page(
+    script_url: Callable[[], str],
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The page that lets iframe-based transports talk to us from another origin.
+
+    It is built when first served, not when mounted: only then is the script's URL final
+    (a sub-application's prefix is added to its routes after they are made)."""
+
+    @functools.cache
+    def body_and_etag() -> tuple[bytes, str]:
+        body = _IFRAME.format(sockjs_url=html.escape(script_url(), quote=True)).encode()
+        return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
     async def iframe(request: web.Request) -> web.Response:
+        body, etag = body_and_etag()
         headers = cache_for_a_year()
         headers[hdrs.ETAG] = etag
         if request.headers.get(hdrs.IF_NONE_MATCH) == etag:
@@ -98,10 +108,13 @@ def iframe_page(sockjs_url: str) -> Callable[[web.Request], Awaitable[web.Respon
     return iframe
 
 
-def iframe_script_url(router: web.UrlDispatcher, prefix: str, sockjs_url: str | None) -> str:
-    """The script the iframe page loads: ``sockjs_url``, else the shipped client, now routed."""
+def iframe_script_url(
+    router: web.UrlDispatcher, prefix: str, sockjs_url: str | None
+) -> Callable[[], str]:
+    """The script the iframe page loads: ``sockjs_url``, else the shipped client, now routed
+    (its path read when asked, so that it includes any sub-application prefix)."""
     if sockjs_url is not None:
-        return sockjs_url
+        return lambda: sockjs_url
     client = shipped_client()
     if client is None:
         log.warning(
@@ -109,9 +122,9 @@ def iframe_script_url(router: web.UrlDispatcher, prefix: str, sockjs_url: str | 
             "will fail until sockjs_url names one",
             prefix,
         )
-        return f"{prefix}/sockjs-client/missing/sockjs.min.js"
-    client.add_routes(router, prefix)
-    return client.url_under(prefix)
+        return lambda: f"{prefix}/sockjs-client/missing/sockjs.min.js"
+    script = client.add_routes(router, prefix)
+    return lambda: str(script.url_for())
 
 
 def _bind(

@@ -35,6 +35,9 @@ SOCKJS_PREFIXES = (
     "/broadcast",
 )
 
+#: Where karma's browser suite finds the client: its proxy path, then tests/html/lib.
+SUITE_SOCKJS_URL = "/sockjs-test/lib/sockjs.js"
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -57,6 +60,8 @@ async def command(tmp_path: Path) -> AsyncIterator[str]:
         str(port),
         "--static",
         str(tmp_path),
+        "--sockjs-url",
+        SUITE_SOCKJS_URL,
         stdout=asyncio.subprocess.PIPE,
     )
     try:
@@ -97,6 +102,9 @@ async def test_the_command_serves_every_prefix_and_file_of_both_suites(command: 
         assert options["url"] == command
         async with http.get(command + "/iframe.html") as r:
             assert await r.text() == "<p>a test page</p>"
+        for prefix in SOCKJS_PREFIXES:
+            async with http.get(command + prefix + "/iframe.html") as r:
+                assert f'<script src="{SUITE_SOCKJS_URL}"></script>' in await r.text(), prefix
         async with http.get(command + "/wrong_url_indeed.txt") as r:
             assert r.status == 404
             assert await r.read() == b""  # the client's sender tests want no body at all

@@ -68,3 +68,30 @@ async def test_each_endpoint_serves_the_client_under_its_own_prefix(aiohttp_clie
         (src,) = SCRIPT_SRC.findall(page)
         assert src == f"{prefix}/sockjs-client/{PINNED}/sockjs.min.js"
         assert (await client.get(src)).status == 200
+
+
+async def test_the_iframe_script_is_found_when_the_endpoint_is_in_a_sub_application(
+    aiohttp_client,
+):
+    """An endpoint mounted in an aiohttp sub-application is reached under the sub-app's prefix,
+    which is added to its routes only after add_endpoint made them. The iframe page must name
+    the script where it is served then (an absolute path, as sockjs-protocol's IframePage
+    requires)."""
+
+    async def ignore(msg: SockjsMessage, session: Session) -> None:
+        assert msg.type in MsgType
+
+    inner = web.Application()
+    add_endpoint(inner, ignore, prefix="/echo")
+    outer = web.Application()
+    outer.add_subapp("/mounted", inner)
+    client = await aiohttp_client(outer)
+
+    for page_url in ("/mounted/echo/iframe.html", "/mounted/echo/iframe-a1b2c3.html"):
+        page = await client.get(page_url)
+        assert page.status == 200
+        (src,) = SCRIPT_SRC.findall(await page.text())
+        assert src == f"/mounted/echo/sockjs-client/{PINNED}/sockjs.min.js"
+        script = await client.get(src)
+        assert script.status == 200
+        assert (await script.read()).startswith(f"/* sockjs-client v{PINNED} ".encode())
