@@ -96,7 +96,7 @@ async def join(hub: Hub, room: str, member: Member) -> None:
 
 
 def move(hub: Hub, room: str, member: Member, x: float, **extra: Any) -> None:
-    hub.move(room, member, {"x": x, **extra}, {"x": x})
+    hub.update(room, member, {"x": x, **extra}, {"x": x})
 
 
 async def test_a_room_whose_flush_raises_does_not_stop_the_other_rooms(
