@@ -58,6 +58,10 @@ class HttpBounds:
     def handler_kwargs(self) -> dict[str, Any]:
         """The bounds aiohttp's own `RequestHandler` enforces, as its keyword arguments."""
         return {
+            # Request bodies are taken as sent: no SockJS client compresses them, and inflating
+            # them would let a few kilobytes of gzip cost seconds of CPU (aiohttp inflates even
+            # a body no handler reads, while it drains it after the answer).
+            "auto_decompress": False,
             "keepalive_timeout": self.keepalive_timeout,
             "max_line_size": self.max_header_line,
             "max_field_size": self.max_header_line,
