@@ -119,3 +119,24 @@ async def test_data_before_the_handshake_is_refused(echo_server) -> None:
     finally:
         writer.close()
     assert len(served.manager) == 0
+
+
+@pytest.mark.parametrize("path", ["/echo/000/unmasked/websocket", "/echo/websocket"])
+async def test_an_unmasked_client_frame_fails_the_connection_with_1002(
+    echo_server, connect: Connect, path: str
+) -> None:
+    # RFC 6455 §5.1: "a server MUST close the connection upon receiving a frame that is not
+    # masked" (§7.4.1: 1002, protocol error). aiohttp's parser accepts such frames.
+    served = await echo_server()
+    neighbour = await connect("websocket", served.base_url)
+    ws = await RawWebSocket.open(served.port, path)
+    try:
+        if path.endswith("/unmasked/websocket"):
+            assert (await ws.recv()).text == "o"
+        ws.writer.write(bytes((0x81, 5)) + b'["a"]')  # FIN + text, no mask bit
+        _, close = await ws.recv_until_close()
+        assert close.close_code == 1002
+        assert await ws.at_eof()
+    finally:
+        await ws.close()
+    await echo_round_trip(neighbour, "the neighbour is still served")

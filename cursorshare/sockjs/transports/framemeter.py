@@ -7,6 +7,10 @@ frame boundaries in the raw bytes (headers only; payloads are skipped, not read)
 the frames that carry no complete message. Complete data frames are charged where they are
 delivered, by the number of messages they carry.
 
+It also fails a client that sends an unmasked frame (RFC 6455 §5.1: "a server MUST close the
+connection upon receiving a frame that is not masked"), with close code 1002, which aiohttp's
+parser does not check.
+
 The meter must see the stream from its first byte to stay on frame boundaries: it is
 installed before the 101 answer, and a client that sent data before that answer (RFC 6455
 §4.1 forbids it) is refused.
@@ -21,16 +25,20 @@ from typing import cast
 _FIN = 0x80
 _MASKED = 0x80
 _CONTINUATION, _TEXT, _BINARY = 0x0, 0x1, 0x2
+#: What an unmasked client frame gets before the connection is dropped (§7.1.7).
+_PROTOCOL_ERROR_CLOSE = bytes((0x88, 2 + 14)) + (1002).to_bytes(2, "big") + b"Unmasked frame"
 
 
 class FrameScanner:
     """Frame boundaries of a client's byte stream, fed in arbitrary chunks."""
 
-    __slots__ = ("_head", "_skip")
+    __slots__ = ("_head", "_skip", "unmasked")
 
     def __init__(self) -> None:
         self._head = b""  # an incomplete frame header carried over to the next chunk
         self._skip = 0  # payload bytes of the current frame still to pass over
+        #: A frame without the mask bit was seen: the client must be failed.
+        self.unmasked = False
 
     def feed(self, data: bytes) -> int:
         """How many frames starting in ``data`` are fragments or control frames."""
@@ -63,6 +71,8 @@ class FrameScanner:
                 length = int.from_bytes(data[pos + 2 : pos + 4], "big")
             elif length == 127:
                 length = int.from_bytes(data[pos + 2 : pos + 10], "big")
+            if not second & _MASKED:
+                self.unmasked = True
             opcode = first & 0x0F
             if not (first & _FIN and opcode in (_CONTINUATION, _TEXT, _BINARY)):
                 counted += 1
@@ -114,6 +124,12 @@ class FrameMeter(asyncio.Protocol):
         if self._transport.is_closing():
             return
         count = self._scanner.feed(data)
+        if self._scanner.unmasked:
+            # Fail the connection: aiohttp would parse the frame as if it were masked.
+            self._discarding = True
+            self._transport.write(_PROTOCOL_ERROR_CLOSE)
+            self._transport.close()
+            return
         if count:
             if self._charge is None:
                 self._uncharged += count
