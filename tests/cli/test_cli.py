@@ -50,6 +50,23 @@ def test_list_and_boolean_options_parse_from_environment() -> None:
     assert settings.disabled_transports == ("websocket",)
 
 
+@pytest.mark.parametrize("switch", ["access_log", "cookie_needed"])
+def test_boolean_options_are_switches_and_their_environment_values_still_parse(
+    switch: str,
+) -> None:
+    flag = "--" + switch.replace("_", "-")
+    env = "CURSORSHARE_" + switch.upper()
+    parser = build_parser()
+    assert getattr(config.from_args(parser.parse_args(["serve", flag]), {}), switch) is True
+    no = parser.parse_args(["serve", "--no-" + flag[2:]])
+    assert getattr(config.from_args(no, {env: "yes"}), switch) is False  # the flag wins
+    assert getattr(config.from_args(parser.parse_args(["serve"]), {env: "on"}), switch) is True
+    assert getattr(config.from_args(parser.parse_args(["serve"]), {env: "0"}), switch) is False
+    assert getattr(config.from_args(parser.parse_args(["serve"]), {}), switch) is False
+    with pytest.raises(SystemExit):
+        parser.parse_args(["serve", flag + "=yes"])  # a switch takes no value
+
+
 def test_a_malformed_environment_value_is_a_clear_error() -> None:
     args = build_parser().parse_args(["serve"])
     with pytest.raises(SystemExit, match="CURSORSHARE_PORT"):
