@@ -91,11 +91,6 @@ class EndpointOptions:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
 
-    @classmethod
-    def build(cls, **overrides: Unpack[EndpointOverrides]) -> EndpointOptions:
-        """The defaults with ``overrides`` applied (see `replace`)."""
-        return cls().replace(**overrides)
-
     def replace(self, **overrides: Unpack[EndpointOverrides]) -> EndpointOptions:
         """A copy with ``overrides`` applied and validated.
 
