@@ -9,18 +9,22 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .hub import Hub
+from .sockjs import SessionManager
+
 REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("metrics_registry", CollectorRegistry)
 
 
 class AppCollector(Collector):
-    def __init__(self, app: web.Application) -> None:
-        self._app = app
+    """Reads the hub and the endpoint's sessions it was given (it knows nothing of the app)."""
+
+    def __init__(self, hub: Hub, sessions: SessionManager) -> None:
+        self._hub = hub
+        self._sessions = sessions
 
     def collect(self) -> Iterator[Metric]:
-        from .server import HUB, SOCKJS
-
-        manager = self._app[SOCKJS]
-        hub = self._app[HUB]
+        manager = self._sessions
+        hub = self._hub
         sessions = GaugeMetricFamily(
             "cursorshare_sessions", "Live SockJS sessions by transport", labels=["transport"]
         )
@@ -68,9 +72,10 @@ class AppCollector(Collector):
             )
 
 
-def register_metrics(app: web.Application) -> None:
+def register_metrics(app: web.Application, hub: Hub, sessions: SessionManager) -> None:
+    """Serve the figures of ``hub`` and ``sessions`` from `metrics_handler` on ``app``."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(AppCollector(app))
+    registry.register(AppCollector(hub, sessions))
     app[REGISTRY] = registry
 
 

@@ -8,19 +8,18 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from dataclasses import fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from .config import Settings
+from .config import Settings, endpoint_options, http_bounds
 from .cursors.app import CursorApp
 from .cursors.messages import CursorCodec
 from .cursors.page import add_page_config
 from .cursors.presence import CursorPresence
-from .httpguard import GuardedAppRunner, HttpBounds
+from .httpguard import GuardedAppRunner
 from .hub import Backplane, Hub, InMemoryBackplane
 from .metrics import metrics_handler, register_metrics
 from .sockjs import SessionManager, add_endpoint
@@ -28,6 +27,9 @@ from .sockjs import SessionManager, add_endpoint
 HUB: web.AppKey[Hub] = web.AppKey("hub", Hub)
 SOCKJS: web.AppKey[SessionManager] = web.AppKey("sockjs", SessionManager)
 CURSORS: web.AppKey[CursorApp] = web.AppKey("cursors", CursorApp)
+
+#: The script the iframe page loads: the sockjs-client the web app itself loads.
+SOCKJS_URL = "/vendor/sockjs.min.js"
 
 
 def web_root() -> Path:
@@ -66,18 +68,8 @@ def build_app(
         cursors.handle,
         prefix="/ws",
         name="ws",
-        heartbeat_delay=settings.heartbeat_delay,
-        disconnect_delay=settings.disconnect_delay,
-        response_limit=settings.response_limit,
-        max_message_size=settings.max_message_size,
-        max_queue_bytes=settings.max_queue_bytes,
-        max_sessions=settings.max_sessions,
-        max_sessions_per_address=settings.max_sessions_per_address,
-        max_messages_per_second=settings.max_messages_per_second,
-        cookie_needed=settings.cookie_needed,
-        allowed_origins=settings.allowed_origins,
-        disabled_transports=settings.disabled_transports,
-        sockjs_url="/vendor/sockjs.min.js",
+        options=endpoint_options(settings),
+        sockjs_url=SOCKJS_URL,
     )
 
     async def start_hub(app: web.Application) -> None:
@@ -91,7 +83,7 @@ def build_app(
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_handler)
-    register_metrics(app)
+    register_metrics(app, hub, app[SOCKJS])
     root = web_root()
     index = root / "index.html"
 
@@ -121,10 +113,6 @@ async def healthz(request: web.Request) -> web.Response:
 # -- Serving: the application behind the HTTP-level bounds (cursorshare/httpguard.py). ------
 # `web.run_app` always builds a plain `AppRunner`, so `run` does what it does (signals, the
 # graceful cleanup, closing the loop) with a `GuardedAppRunner` instead.
-
-
-def http_bounds(settings: Settings) -> HttpBounds:
-    return HttpBounds(**{f.name: getattr(settings, f.name) for f in fields(HttpBounds)})
 
 
 def make_runner(app: web.Application, settings: Settings, **kwargs: Any) -> GuardedAppRunner:

@@ -13,18 +13,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from playwright.async_api import Browser, async_playwright
+
+# The repository root, for the server helper the test suites use too.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.support.server import ServerProcess
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "docs" / "screenshot.png"
@@ -115,32 +115,8 @@ async def capture(browser: Browser, base_url: str, out: Path, *, room: str = ROO
 
 @contextlib.contextmanager
 def local_server() -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cursorshare", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"server exited with {process.returncode}")
-            try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=2) as answer:
-                    if json.loads(answer.read()).get("status") == "ok":
-                        break
-            except (OSError, ValueError):
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("server did not answer /healthz")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(10)
+    with ServerProcess.cursorshare() as server:
+        yield server.url
 
 
 async def shoot(url: str, out: Path) -> list[Any]:

@@ -24,10 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
 import secrets
-import socket
 import sys
 import time
 from collections import Counter
@@ -38,7 +35,11 @@ from pathlib import Path
 import aiohttp
 import psutil
 
-REPO = Path(__file__).resolve().parents[1]
+# The repository root, for the server helper the test suites use too.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.support.server import ServerExited, ServerProcess, free_port
+
 TRANSPORTS = (
     "websocket",
     "xhr-streaming",
@@ -127,21 +128,14 @@ CYCLES: dict[str, Cycle] = {
 # --------------------------------------------------------------------------- the server
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Server:
-    port: int
-    process: asyncio.subprocess.Process
+    process: ServerProcess
     ps: psutil.Process
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.process.url
 
     def rss_mib(self) -> float:
         return self.ps.memory_info().rss / MIB
@@ -151,37 +145,18 @@ class Server:
 
 
 async def start_server(port: int, disconnect_delay: float) -> Server:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CURSORSHARE_")}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cursorshare", "serve", "--host", "127.0.0.1",
-        "--port", str(port), "--disconnect-delay", str(disconnect_delay),
-        "--log-level", "warning",
-        cwd=REPO, env=env, stdout=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    server = Server(port, process, psutil.Process(process.pid))
-    deadline = time.monotonic() + 30
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            if process.returncode is not None:
-                raise SystemExit(f"the server exited at startup ({process.returncode})")
-            with contextlib.suppress(aiohttp.ClientError, OSError):
-                async with http.get(server.url + "/healthz") as response:
-                    if response.status == 200:
-                        return server
-            await asyncio.sleep(0.1)
-    process.kill()
-    raise SystemExit("the server did not come up within 30 s")
+    process = ServerProcess.cursorshare(
+        "--disconnect-delay", str(disconnect_delay), "--log-level", "warning", port=port
+    )
+    try:
+        await process.astart(within=30)
+    except (ServerExited, TimeoutError) as exc:
+        raise SystemExit(f"the server did not come up: {exc}") from None
+    return Server(process, psutil.Process(process.pid))
 
 
 async def stop_server(server: Server) -> int:
-    if server.process.returncode is None:
-        server.process.terminate()
-        try:
-            await asyncio.wait_for(server.process.wait(), 15)
-        except TimeoutError:
-            server.process.kill()
-            await server.process.wait()
-    return server.process.returncode or 0
+    return await server.process.astop() or 0
 
 
 async def sessions_left(http: aiohttp.ClientSession, server: Server) -> tuple[int, int]:

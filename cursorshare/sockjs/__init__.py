@@ -10,12 +10,14 @@ from . import frames
 from .endpoint import add_endpoint
 from .manager import Handler, SessionManager
 from .messages import CloseReason, MsgType, SessionState, SockjsMessage
-from .options import EndpointOptions
+from .options import EndpointOptions, EndpointOverrides, EndpointTuning
 from .session import Session
 
 __all__ = [
     "CloseReason",
     "EndpointOptions",
+    "EndpointOverrides",
+    "EndpointTuning",
     "Handler",
     "MsgType",
     "Session",

@@ -157,24 +157,29 @@ def build_app(
     *, port: int = 8081, static: Path | None = None, sockjs_url: str | None = None
 ) -> web.Application:
     app = web.Application(middlewares=[empty_not_found])
-    # Without a sockjs_url every endpoint's iframe page loads the client this library ships.
-    common: dict[str, object] = {} if sockjs_url is None else {"sockjs_url": sockjs_url}
-    add_endpoint(app, echo, prefix="/echo", name="echo", response_limit=4096, **common)
+    # Without a sockjs_url (None) every endpoint's iframe page loads the client this library
+    # ships.
+    add_endpoint(app, echo, prefix="/echo", name="echo", response_limit=4096, sockjs_url=sockjs_url)
     add_endpoint(
         app,
         echo,
         prefix="/disabled_websocket_echo",
         name="wsoff",
         disabled_transports=("websocket",),
-        **common,
+        sockjs_url=sockjs_url,
     )
     add_endpoint(
-        app, echo, prefix="/cookie_needed_echo", name="cookie", cookie_needed=True, **common
+        app,
+        echo,
+        prefix="/cookie_needed_echo",
+        name="cookie",
+        cookie_needed=True,
+        sockjs_url=sockjs_url,
     )
-    add_endpoint(app, close_at_once, prefix="/close", name="close", **common)
-    add_endpoint(app, Ticker(), prefix="/ticker", name="ticker", **common)
-    add_endpoint(app, amplify, prefix="/amplify", name="amplify", **common)
-    add_endpoint(app, Broadcast(), prefix="/broadcast", name="broadcast", **common)
+    add_endpoint(app, close_at_once, prefix="/close", name="close", sockjs_url=sockjs_url)
+    add_endpoint(app, Ticker(), prefix="/ticker", name="ticker", sockjs_url=sockjs_url)
+    add_endpoint(app, amplify, prefix="/amplify", name="amplify", sockjs_url=sockjs_url)
+    add_endpoint(app, Broadcast(), prefix="/broadcast", name="broadcast", sockjs_url=sockjs_url)
     app.router.add_get("/simple.txt", simple_txt)
     app.router.add_get("/streaming.txt", streaming_txt)
     app.router.add_get("/slow-script.js", slow_script)

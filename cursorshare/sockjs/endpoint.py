@@ -8,6 +8,7 @@ import html
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from typing import Unpack
 
 import orjson
 from aiohttp import hdrs, web
@@ -23,7 +24,7 @@ from .http import (
     preflight,
 )
 from .manager import Handler, SessionManager
-from .options import EndpointOptions
+from .options import EndpointOptions, EndpointOverrides
 from .transports import ROUTES
 from .transports.base import TransportHandler
 from .transports.websocket import raw_websocket
@@ -147,20 +148,22 @@ def add_endpoint(
     *,
     prefix: str = "/sockjs",
     name: str = "",
-    **options: object,
+    options: EndpointOptions | None = None,
+    **overrides: Unpack[EndpointOverrides],
 ) -> SessionManager:
     """Mount a SockJS endpoint at ``prefix`` and return its session manager.
 
-    ``handler(msg, session)`` receives every session's events. ``options`` are the fields of
-    `EndpointOptions` (heartbeat_delay, disconnect_delay, response_limit, cookie_needed,
-    disabled_transports, allowed_origins, max_message_size, max_queue_bytes, sockjs_url).
-    Without ``sockjs_url`` the iframe page loads the sockjs-client this library ships, served
-    under ``prefix``.
+    ``handler(msg, session)`` receives every session's events. The endpoint runs with
+    ``options`` (default: `EndpointOptions()`, whose fields document every option and its
+    default), with any ``overrides`` applied on top: keyword arguments named like those
+    fields (``heartbeat_delay=5.0``, ``disabled_transports=("websocket",)``, ...). Without
+    ``sockjs_url`` the iframe page loads the sockjs-client this library ships, served under
+    ``prefix``.
     """
     prefix = prefix.rstrip("/")
     if not prefix.startswith("/"):
         raise ValueError("prefix must start with '/'")
-    settings = EndpointOptions.build(**options)  # type: ignore[arg-type]
+    settings = (options or EndpointOptions()).replace(**overrides)
     manager = SessionManager(name or prefix, handler, settings)
     router = app.router
     route_name = (lambda suffix: f"sockjs-{name}-{suffix}") if name else (lambda suffix: None)

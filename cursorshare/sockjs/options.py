@@ -1,9 +1,17 @@
-"""Per-endpoint options of a SockJS endpoint, with the defaults sockjs-node uses."""
+"""Per-endpoint options of a SockJS endpoint, with the defaults sockjs-node uses.
+
+`EndpointOptions` is the one table of these options and their defaults: `add_endpoint`, the
+aiohttp-sockjs compat layer and the server's `Settings` (`cursorshare/config.py`) all read
+it. Callers change options with typed keyword overrides (`EndpointOverrides`, checked by
+mypy and, for untyped callers, at run time by `EndpointOptions.replace`).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, TypedDict, Unpack
 
 #: Transport names as they appear in session URLs (`/{server}/{session}/{transport}`).
 TRANSPORTS = (
@@ -19,10 +27,28 @@ TRANSPORTS = (
 #: The raw websocket at `{prefix}/websocket`; disabling "websocket" disables it too.
 RAW_WEBSOCKET = "websocket-raw"
 
+#: Options that must be greater than zero.
+_POSITIVE = (
+    "heartbeat_delay",
+    "disconnect_delay",
+    "websocket_close_timeout",
+    "response_limit",
+    "max_message_size",
+    "max_queue_bytes",
+    "max_sessions",
+    "max_sessions_per_address",
+    "max_messages_per_second",
+    "max_session_id_length",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class EndpointOptions:
-    """Everything an operator can tune on one endpoint; nothing here is process-wide."""
+    """Everything an operator can tune on one endpoint; nothing here is process-wide.
+
+    Constructing one validates it (ValueError for an unknown transport or a bound that is
+    not positive).
+    """
 
     #: Seconds between heartbeat frames (`h`) on an idle receiving connection.
     heartbeat_delay: float = 25.0
@@ -57,43 +83,30 @@ class EndpointOptions:
     #: the endpoint's prefix (`{prefix}/sockjs-client/{version}/sockjs.min.js`).
     sockjs_url: str | None = None
 
-    @classmethod
-    def build(
-        cls,
-        *,
-        disabled_transports: Iterable[str] = (),
-        allowed_origins: Iterable[str] = ("*",),
-        **values: object,
-    ) -> EndpointOptions:
-        """Validate user-supplied options (typos raise instead of being ignored)."""
-        disabled = frozenset(disabled_transports)
-        unknown = disabled - {*TRANSPORTS, RAW_WEBSOCKET}
+    def __post_init__(self) -> None:
+        unknown = set(self.disabled_transports) - {*TRANSPORTS, RAW_WEBSOCKET}
         if unknown:
             raise ValueError(f"unknown transports to disable: {sorted(unknown)}")
-        known = set(cls.__dataclass_fields__)
-        bad = set(values) - known
-        if bad:
-            raise TypeError(f"unknown SockJS endpoint options: {sorted(bad)}")
-        options = cls(
-            disabled_transports=disabled,
-            allowed_origins=frozenset(allowed_origins),
-            **values,  # type: ignore[arg-type]
-        )
-        for name in ("heartbeat_delay", "disconnect_delay", "websocket_close_timeout"):
-            if getattr(options, name) <= 0:
+        for name in _POSITIVE:
+            if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
-        for name in (
-            "response_limit",
-            "max_message_size",
-            "max_queue_bytes",
-            "max_sessions",
-            "max_sessions_per_address",
-            "max_messages_per_second",
-            "max_session_id_length",
-        ):
-            if getattr(options, name) <= 0:
-                raise ValueError(f"{name} must be positive")
-        return options
+
+    def replace(self, **overrides: Unpack[EndpointOverrides]) -> EndpointOptions:
+        """A copy with ``overrides`` applied and validated.
+
+        Transport and origin lists may be any iterable of str. An unknown name raises
+        TypeError rather than being ignored: untyped callers (aiohttp-sockjs style code
+        passing ``**options``) get the check mypy gives typed ones.
+        """
+        unknown = overrides.keys() - OVERRIDABLE
+        if unknown:
+            raise TypeError(f"unknown SockJS endpoint options: {sorted(unknown)}")
+        changes: dict[str, Any] = dict(overrides)
+        if "disabled_transports" in overrides:
+            changes["disabled_transports"] = _names(overrides["disabled_transports"])
+        if "allowed_origins" in overrides:
+            changes["allowed_origins"] = _names(overrides["allowed_origins"])
+        return dataclasses.replace(self, **changes)
 
     @property
     def websocket_enabled(self) -> bool:
@@ -108,3 +121,39 @@ class EndpointOptions:
         if "*" in self.allowed_origins or origin is None:
             return True
         return origin in self.allowed_origins
+
+
+def _names(values: Iterable[str]) -> frozenset[str]:
+    if isinstance(values, str):  # one name, not the letters of one
+        raise TypeError(f"expected a collection of names, not the string {values!r}")
+    return frozenset(values)
+
+
+class EndpointTuning(TypedDict, total=False):
+    """The options aiohttp-sockjs has no argument of its own for (the compat layer takes
+    these as keyword arguments); each is the `EndpointOptions` field of the same name."""
+
+    response_limit: int
+    allowed_origins: Iterable[str]
+    max_message_size: int
+    max_queue_bytes: int
+    max_sessions: int
+    max_sessions_per_address: int
+    max_messages_per_second: float
+    max_session_id_length: int
+    websocket_close_timeout: float
+
+
+class EndpointOverrides(EndpointTuning, total=False):
+    """Keyword overrides of `EndpointOptions`: every field, lists as any iterable of str."""
+
+    heartbeat_delay: float
+    disconnect_delay: float
+    cookie_needed: bool
+    disabled_transports: Iterable[str]
+    sockjs_url: str | None
+
+
+#: Names `replace` accepts: the fields of `EndpointOptions` (a test keeps `EndpointOverrides`'
+#: keys equal to them).
+OVERRIDABLE = frozenset(field.name for field in dataclasses.fields(EndpointOptions))

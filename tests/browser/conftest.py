@@ -17,15 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
 import re
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +38,8 @@ from playwright.async_api import (
     WebSocket,
     async_playwright,
 )
+
+from tests.support.server import ServerProcess
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -101,79 +96,19 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 # ---- the server ----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@dataclass
-class Server:
-    port: int
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no server log)"
+#: A `python -m cursorshare serve` process (tests/support/server.py): ``url``, ``port``.
+Server = ServerProcess
 
 
 def start_server(log: Path, *extra: str) -> Server:
-    port = free_port()
-    out = log.open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cursorshare",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--disconnect-delay",
-            str(DISCONNECT_DELAY),
-            "--heartbeat-delay",
-            str(HEARTBEAT_DELAY),
-            *extra,
-        ],
-        cwd=REPO,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    out.close()
-    server = Server(port, process, log)
-    deadline = time.monotonic() + 20
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{server.log_tail()}")
-        try:
-            with urllib.request.urlopen(f"{server.url}/healthz", timeout=2) as answer:
-                if json.loads(answer.read()).get("status") == "ok":
-                    return server
-        except (OSError, urllib.error.URLError, ValueError):
-            pass
-        if time.monotonic() > deadline:
-            stop_server(server)
-            raise RuntimeError(f"server did not answer /healthz:\n{server.log_tail()}")
-        time.sleep(0.1)
+    """The server with the suite's delays; returns once /healthz answers."""
+    delays = ("--disconnect-delay", str(DISCONNECT_DELAY))
+    delays += ("--heartbeat-delay", str(HEARTBEAT_DELAY))
+    return ServerProcess.cursorshare(*delays, *extra, log=log).start()
 
 
 def stop_server(server: Server) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
+    server.stop()
 
 
 @pytest.fixture(scope="session")

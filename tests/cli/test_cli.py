@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -15,12 +12,7 @@ import pytest
 
 from cursorshare import config
 from cursorshare.cli import build_parser
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support.server import ServerExited, ServerProcess, free_port
 
 
 def test_flags_win_over_environment_which_wins_over_defaults() -> None:
@@ -50,6 +42,23 @@ def test_list_and_boolean_options_parse_from_environment() -> None:
     assert settings.disabled_transports == ("websocket",)
 
 
+@pytest.mark.parametrize("switch", ["access_log", "cookie_needed"])
+def test_boolean_options_are_switches_and_their_environment_values_still_parse(
+    switch: str,
+) -> None:
+    flag = "--" + switch.replace("_", "-")
+    env = "CURSORSHARE_" + switch.upper()
+    parser = build_parser()
+    assert getattr(config.from_args(parser.parse_args(["serve", flag]), {}), switch) is True
+    no = parser.parse_args(["serve", "--no-" + flag[2:]])
+    assert getattr(config.from_args(no, {env: "yes"}), switch) is False  # the flag wins
+    assert getattr(config.from_args(parser.parse_args(["serve"]), {env: "on"}), switch) is True
+    assert getattr(config.from_args(parser.parse_args(["serve"]), {env: "0"}), switch) is False
+    assert getattr(config.from_args(parser.parse_args(["serve"]), {}), switch) is False
+    with pytest.raises(SystemExit):
+        parser.parse_args(["serve", flag + "=yes"])  # a switch takes no value
+
+
 def test_a_malformed_environment_value_is_a_clear_error() -> None:
     args = build_parser().parse_args(["serve"])
     with pytest.raises(SystemExit, match="CURSORSHARE_PORT"):
@@ -61,43 +70,35 @@ def test_every_setting_has_a_knob() -> None:
     assert {knob.field for knob in config.KNOBS} == fields
 
 
-def _start(port: int, *extra: str) -> subprocess.Popen[str]:
-    env = dict(os.environ, CURSORSHARE_PORT=str(port), CURSORSHARE_LOG_LEVEL="warning")
-    return subprocess.Popen(
-        [sys.executable, "-m", "cursorshare", *extra],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+def _command(*flags: str) -> ServerProcess:
+    """``python -m cursorshare`` (no ``serve``: the default command), its port from the
+    environment as a deployment would set it."""
+    port = free_port()
+    return ServerProcess(
+        [sys.executable, "-m", "cursorshare", *flags],
+        port=port,
+        env={"CURSORSHARE_PORT": str(port), "CURSORSHARE_LOG_LEVEL": "warning"},
     )
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_serves_prints_its_url_and_stops_cleanly(stop: signal.Signals) -> None:
-    port = free_port()
-    proc = _start(port, "--host", "127.0.0.1")
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert f"http://localhost:{port}/" in line
+    server = _command("--host", "127.0.0.1")
+    with server:  # waits until /healthz answers 200
+        # The URL is printed once the socket listens, before any request can be answered.
+        line = server.output().splitlines()[0]
+        assert f"http://localhost:{server.port}/" in line
         assert "in-memory hub" in line
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz") as response:
-                    assert response.status == 200
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "server did not answer /healthz"
-                time.sleep(0.1)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/") as response:
+        with urllib.request.urlopen(f"{server.url}/") as response:
             assert b"cursorshare" in response.read()
-        proc.send_signal(stop)
-        assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        assert server.stop(stop) == 0
+
+
+def test_a_bad_setting_ends_the_command_with_a_clear_message() -> None:
+    server = _command("--event-loop", "tokio")
+    with pytest.raises(ServerExited, match="unknown event loop 'tokio'"):
+        server.start()
+    assert server.returncode not in (0, None)
 
 
 def test_http_bounds_parse_from_flags_and_environment() -> None:
@@ -119,20 +120,11 @@ def test_every_knob_is_in_the_readme_table() -> None:
 
 
 def test_the_command_closes_a_slowloris_at_its_header_deadline() -> None:
-    port = free_port()
-    proc = _start(port, "--host", "127.0.0.1", "--header-timeout", "0.5")
-    try:
-        assert proc.stdout is not None
-        assert f"http://localhost:{port}/" in proc.stdout.readline()
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+    with ServerProcess.cursorshare("--header-timeout", "0.5") as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n")  # and nothing more
             answer = b""
             while chunk := sock.recv(4096):  # the server closes: recv returns b""
                 answer += chunk
         assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        assert server.stop() == 0

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -18,6 +15,8 @@ from typing import Any
 import aiohttp
 from redis.asyncio import Redis
 
+from tests.support.server import ServerProcess, clean_environment, free_port
+
 REPO = Path(__file__).resolve().parents[2]
 HAPROXY_TEMPLATE = REPO / "deploy" / "haproxy.cfg"
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -25,12 +24,6 @@ HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
 #: Seconds to wait for a process to come up (or go away).
 STARTUP = 15.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 10) -> None:
@@ -108,41 +101,31 @@ class RedisServer:
 
 
 class Node:
-    """One cursorshare server process."""
+    """One cursorshare server process (`tests.support.server.ServerProcess`)."""
 
     def __init__(self, node_id: str, redis_url: str, tmp: Path) -> None:
         self.node_id = node_id
         self.redis_url = redis_url
-        self.port = free_port()
         self.log = tmp / f"{node_id}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.server = ServerProcess.cursorshare(
+            "--redis-url", redis_url, "--node-id", node_id, "--disconnect-delay", "1", log=self.log
+        )
+        self.port = self.server.port
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.server.process
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.server.url
 
     @property
     def ws_url(self) -> str:
         return f"{self.url}/ws"
 
     def spawn(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CURSORSHARE_")}
-        env["PYTHONUNBUFFERED"] = "1"
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable, "-m", "cursorshare", "serve",
-                    "--host", "127.0.0.1",
-                    "--port", str(self.port),
-                    "--redis-url", self.redis_url,
-                    "--node-id", self.node_id,
-                    "--disconnect-delay", "1",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=REPO,
-                env=env,
-            )  # fmt: skip
+        self.server.spawn()
 
     async def healthz(self) -> dict[str, Any]:
         timeout = aiohttp.ClientTimeout(total=2)
@@ -155,28 +138,28 @@ class Node:
             return body
 
     async def wait_ready(self) -> None:
-        async def ready() -> bool:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.node_id} exited:\n{self.log.read_text()}")
+        """Until the node answers and its backplane is up."""
+        await self.server.await_ready(STARTUP)
+
+        async def backplane_up() -> bool:
+            if not self.server.running:
+                raise RuntimeError(f"{self.node_id} exited:\n{self.server.output()}")
             return bool((await self.healthz())["backplane"] == "up")
 
         try:
-            await wait_for(ready, STARTUP, f"node {self.node_id}", interval=0.1)
+            await wait_for(backplane_up, STARTUP, f"node {self.node_id}", interval=0.1)
         except TimeoutError:
-            raise TimeoutError(f"{self.node_id} not ready:\n{self.log.read_text()}") from None
+            raise TimeoutError(f"{self.node_id} not ready:\n{self.server.output()}") from None
 
     async def exited(self) -> bool:
-        return self.proc is None or self.proc.poll() is not None
+        return not self.server.running
 
     def kill(self) -> None:
         """SIGKILL: no clean shutdown, like a crashed machine."""
-        if self.proc is not None:
-            _stop(self.proc, signal.SIGKILL)
+        self.server.kill()
 
     def stop(self) -> None:
-        if self.proc is not None:
-            _stop(self.proc)
+        self.server.stop()
 
 
 class HAProxy:
@@ -189,11 +172,10 @@ class HAProxy:
         self.config = tmp / "haproxy.cfg"
         self.log = tmp / "haproxy.log"
         self.proc: subprocess.Popen[bytes] | None = None
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("CURSORSHARE_")},
-            "CURSORSHARE_LB_BIND": f"127.0.0.1:{self.port}",
-            **{f"CURSORSHARE_LB_NODE{i}": f"127.0.0.1:{n.port}" for i, n in enumerate(nodes, 1)},
+        addresses = {
+            f"CURSORSHARE_LB_NODE{i}": f"127.0.0.1:{n.port}" for i, n in enumerate(nodes, 1)
         }
+        self.env = clean_environment({"CURSORSHARE_LB_BIND": f"127.0.0.1:{self.port}", **addresses})
 
     @property
     def url(self) -> str:
@@ -291,8 +273,7 @@ class Cluster:
         for proxy in self.proxies:
             proxy.stop()
         for node in self.nodes:  # all at once: each takes a moment to close its sessions
-            if node.proc is not None and node.proc.poll() is None:
-                node.proc.send_signal(signal.SIGTERM)
+            node.server.send_signal(signal.SIGTERM)
         for node in self.nodes:
             node.stop()
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from aiohttp.test_utils import TestServer
 
 from cursorshare.sockjs.conformance import build_app
 from tests.support.clients import SessionClosed, SockJSClient, make_client
+from tests.support.server import free_port
 
 TRANSPORTS = ("websocket", "xhr-streaming", "eventsource", "xhr-polling", "jsonp-polling")
 SOCKJS_PREFIXES = (
@@ -39,17 +39,11 @@ SOCKJS_PREFIXES = (
 SUITE_SOCKJS_URL = "/sockjs-test/lib/sockjs.js"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 async def command(tmp_path: Path) -> AsyncIterator[str]:
     """The command running as outside suites start it; yields its base URL once it listens."""
     (tmp_path / "iframe.html").write_text("<p>a test page</p>")
-    port = _free_port()
+    port = free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -10,43 +10,20 @@ poll is answered), and the process exits with status 0 well within 10 seconds
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import secrets
 import signal
 import socket
-import sys
 import time
-from pathlib import Path
 
 import aiohttp
 import pytest
 
+from tests.support.server import ServerProcess
+
 from .conftest import TIMEOUT
 
-REPO = Path(__file__).resolve().parents[2]
 EXIT_WITHIN = 10.0
 CLOSE_FRAMES = ('c[1001,"Server shutting down"]', 'c[3000,"Go away!"]')
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def wait_ready(
-    http: aiohttp.ClientSession, port: int, proc: asyncio.subprocess.Process
-) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        assert proc.returncode is None, "the server exited at startup"
-        with contextlib.suppress(aiohttp.ClientError, OSError):
-            async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
-                if response.status == 200:
-                    return
-        await asyncio.sleep(0.1)
-    raise AssertionError("the server did not come up within 20 s")
 
 
 async def read_stream_to_eof(response: aiohttp.ClientResponse) -> list[str]:
@@ -61,18 +38,13 @@ async def read_stream_to_eof(response: aiohttp.ClientResponse) -> list[str]:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_signal_closes_every_session_and_exits_0(sig: signal.Signals) -> None:
-    port = free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("CURSORSHARE_PORT", None)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cursorshare", "serve", "--host", "127.0.0.1", "--port", str(port),
-        cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    server = ServerProcess.cursorshare()
+    port = server.port
     connector = aiohttp.TCPConnector(limit=0, force_close=True)
     http = aiohttp.ClientSession(connector=connector)
     stall: socket.socket | None = None
     try:
-        await wait_ready(http, port, proc)
+        await server.astart()
         base = f"http://127.0.0.1:{port}/ws/000"
         query = "?v=2&room=bye"
 
@@ -110,7 +82,7 @@ async def test_signal_closes_every_session_and_exits_0(sig: signal.Signals) -> N
         assert not poll.done()
 
         started = time.monotonic()
-        proc.send_signal(sig)
+        server.send_signal(sig)
 
         frames = []
         async for message in ws:  # bounded: the server closes it
@@ -125,16 +97,13 @@ async def test_signal_closes_every_session_and_exits_0(sig: signal.Signals) -> N
         answer = await asyncio.wait_for(poll, TIMEOUT)
         assert answer.rstrip("\n") in CLOSE_FRAMES, answer
 
-        code = await asyncio.wait_for(proc.wait(), EXIT_WITHIN)
+        code = await server.await_exit(EXIT_WITHIN)
         elapsed = time.monotonic() - started
         assert code == 0, code
         assert elapsed < EXIT_WITHIN
-        _, stderr = await proc.communicate()
-        assert b"Traceback" not in stderr, stderr.decode(errors="replace")[-2000:]
+        assert "Traceback" not in server.output(), server.output_tail()
     finally:
         if stall is not None:
             stall.close()
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        server.kill()
         await http.close()

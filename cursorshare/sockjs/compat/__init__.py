@@ -18,10 +18,12 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Iterable
+from typing import Unpack
 
 from aiohttp import web
 
 from ..endpoint import add_endpoint as add_core_endpoint
+from ..options import EndpointTuning
 from .protocol import (
     CLOSE_MESSAGE,
     CLOSED_MESSAGE,
@@ -69,14 +71,15 @@ def add_endpoint(
     heartbeat_delay: float = 25,
     disconnect_delay: float = 5,
     debug: bool = False,
-    **options: object,
+    **options: Unpack[EndpointTuning],
 ) -> list[web.AbstractRoute]:
     """Mount a SockJS endpoint as aiohttp-sockjs does; return the routes it registered.
 
     ``sockjs_cdn`` is the script of the iframe page (default: the sockjs-client this library
     ships, served under ``prefix``). ``cors_config`` is accepted and not needed: the endpoint
-    answers CORS itself (restrict it with ``allowed_origins``). Further ``options`` are those
-    of `cursorshare.sockjs.EndpointOptions` (max_queue_bytes, allowed_origins, ...).
+    answers CORS itself (restrict it with ``allowed_origins``). Further ``options`` are the
+    `EndpointOptions` fields aiohttp-sockjs has no argument for (`EndpointTuning`:
+    max_queue_bytes, allowed_origins, ...).
     """
     if not callable(handler):
         raise TypeError(f"handler must be callable, not {handler!r}")

@@ -89,14 +89,15 @@ class HttpReceiver:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    # `request.transport` is the connection's asyncio transport, not a SockJS transport.
     def write_buffer_size(self) -> int:
-        transport = self.request.transport
-        return transport.get_write_buffer_size() if transport is not None else 0
+        connection = self.request.transport
+        return connection.get_write_buffer_size() if connection is not None else 0
 
     def abort(self) -> None:
-        transport = self.request.transport
-        if transport is not None:
-            transport.abort()
+        connection = self.request.transport
+        if connection is not None:
+            connection.abort()
 
     def fail(self, reason: CloseReason, *, tell: bool) -> None:
         # A request answers once anyway: send the close frame like any close.
