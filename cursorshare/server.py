@@ -24,6 +24,7 @@ from .httpguard import GuardedAppRunner, HttpBounds
 from .hub import Backplane, Hub, InMemoryBackplane
 from .metrics import metrics_handler, register_metrics
 from .sockjs import SessionManager, add_endpoint
+from .sockjs.directory import SessionDirectory
 
 HUB: web.AppKey[Hub] = web.AppKey("hub", Hub)
 SOCKJS: web.AppKey[SessionManager] = web.AppKey("sockjs", SessionManager)
@@ -47,13 +48,26 @@ def make_backplane(settings: Settings) -> Backplane:
     return RedisBackplane(settings.redis_url, node_id=node_id)
 
 
+def make_directory(backplane: Backplane) -> SessionDirectory | None:
+    """With the Redis backplane, any node serves any request of a session (docs/deploy.md):
+    the sessions' owners are recorded beside the backplane, in the same Redis."""
+    if isinstance(backplane, InMemoryBackplane):
+        return None
+    from .backplanes.redis import RedisBackplane, RedisSessionDirectory
+
+    if not isinstance(backplane, RedisBackplane):
+        return None
+    return SessionDirectory(RedisSessionDirectory.beside(backplane))
+
+
 def build_app(
     settings: Settings | None = None, *, backplane: Backplane | None = None
 ) -> web.Application:
     settings = settings or Settings()
+    backplane = backplane or make_backplane(settings)
     hub = Hub(
         CursorCodec(),
-        backplane=backplane or make_backplane(settings),
+        backplane=backplane,
         translator=CursorPresence(),
         tick=settings.tick_ms / 1000,
     )
@@ -80,10 +94,19 @@ def build_app(
         sockjs_url="/vendor/sockjs.min.js",
     )
 
+    directory = make_directory(backplane)
+    if directory is not None:
+        app[SOCKJS].use_directory(directory)
+
     async def start_hub(app: web.Application) -> None:
         await hub.start()
+        if directory is not None:
+            await directory.start()
 
     async def stop_hub(app: web.Application) -> None:
+        # Sessions are closed by now (on_shutdown): their records are released on the way out.
+        if directory is not None:
+            await directory.stop()
         await hub.stop()
 
     app.on_startup.append(start_hub)

@@ -163,6 +163,10 @@ class Session:
         """True while a receiving connection (poll, stream or websocket) is attached."""
         return self._receiver is not None
 
+    def serves(self, receiver: Receiver) -> bool:
+        """True while ``receiver`` is the attached receiving connection."""
+        return self._receiver is receiver
+
     # -- the application's side -------------------------------------------------------------
 
     def send(self, message: str) -> None:
