@@ -58,6 +58,8 @@ class Settings:
     disabled_transports: tuple[str, ...] = ()
     access_log: bool = False
     event_loop: str = "uvloop"
+    # Processes (cursorshare/workers.py).
+    workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,8 @@ KNOBS = (
     ),
     Knob("event_loop", str, "uvloop (faster) or asyncio (the standard library loop)"),
     Knob("access_log", _bool, "log one line per HTTP request (never message payloads)"),
+    # Processes (cursorshare/workers.py).
+    Knob("workers", int, "server processes sharing the port (SO_REUSEPORT); >1 needs --redis-url"),
 )
 
 

@@ -29,6 +29,7 @@ from .sockjs.directory import SessionDirectory
 HUB: web.AppKey[Hub] = web.AppKey("hub", Hub)
 SOCKJS: web.AppKey[SessionManager] = web.AppKey("sockjs", SessionManager)
 CURSORS: web.AppKey[CursorApp] = web.AppKey("cursors", CursorApp)
+NODE_ID: web.AppKey[str] = web.AppKey("node_id", str)
 
 
 def web_root() -> Path:
@@ -39,13 +40,16 @@ def web_root() -> Path:
     return Path(__file__).resolve().parent.parent / "web" / "static"
 
 
+def node_id_of(settings: Settings) -> str:
+    return settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
+
+
 def make_backplane(settings: Settings) -> Backplane:
     if not settings.redis_url:
         return InMemoryBackplane()
     from .backplanes.redis import RedisBackplane  # only multi-node deployments need redis-py
 
-    node_id = settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
-    return RedisBackplane(settings.redis_url, node_id=node_id)
+    return RedisBackplane(settings.redis_url, node_id=node_id_of(settings))
 
 
 def make_directory(backplane: Backplane) -> SessionDirectory | None:
@@ -75,6 +79,7 @@ def build_app(
     app = web.Application()
     app[HUB] = hub
     app[CURSORS] = cursors
+    app[NODE_ID] = node_id_of(settings)
     app[SOCKJS] = add_endpoint(
         app,
         cursors.handle,
@@ -130,12 +135,17 @@ def build_app(
 async def healthz(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     state = hub.backplane.state
-    body = {
+    body: dict[str, object] = {
         "status": "ok" if state.healthy else "degraded",
         "backplane": state,
         "sessions": len(request.app[SOCKJS]),
         "rooms": len(hub.rooms),
+        "node": request.app[NODE_ID],
     }
+    directory = request.app[SOCKJS].directory
+    if directory is not None:
+        # Requests of other nodes' sessions served here (out) and for them (in).
+        body["forwarded"] = {"in": directory.forwarded_in, "out": directory.forwarded_out}
     # 200 even when the backplane is down: the node still serves its own users, and a load
     # balancer must not take every node out of rotation because Redis is away.
     return web.json_response(body)
@@ -163,6 +173,7 @@ async def _serve(
     shutdown_timeout: float,
     access_log: logging.Logger | None,
     announce: Callable[[], None],
+    reuse_port: bool,
 ) -> None:
     runner = make_runner(
         app,
@@ -173,7 +184,8 @@ async def _serve(
     )
     await runner.setup()
     try:
-        await web.TCPSite(runner, settings.host, settings.port).start()
+        # reuse_port: several workers listen on one port (cursorshare/workers.py).
+        await web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port).start()
         announce()
         await asyncio.Event().wait()  # until a signal ends the loop
     finally:
@@ -188,6 +200,7 @@ def run(
     shutdown_timeout: float,
     access_log: logging.Logger | None,
     announce: Callable[[], None],
+    reuse_port: bool = False,
 ) -> None:
     """Serve ``app`` on ``loop`` until SIGINT or SIGTERM, then shut down gracefully."""
     asyncio.set_event_loop(loop)
@@ -198,6 +211,7 @@ def run(
             shutdown_timeout=shutdown_timeout,
             access_log=access_log,
             announce=announce,
+            reuse_port=reuse_port,
         )
     )
     try:

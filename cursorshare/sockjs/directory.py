@@ -120,7 +120,7 @@ class SessionDirectory:
 
     # -- a request for a session this node does not hold -------------------------------------
 
-    async def open_remote(self, session_id: str) -> RemoteSession | None:
+    async def open_remote(self, session_id: str, *, once: bool) -> RemoteSession | None:
         """For a receiving request: the owner's session with a relay asked for, or None when
         this node has claimed the id (the caller creates the session)."""
         for _ in range(3):  # an owner that answers "gone" has just released the id
@@ -130,7 +130,7 @@ class SessionDirectory:
             remote = RemoteSession(self, session_id, owner, next(self._rids))
             self._remotes[remote.rid] = remote
             try:
-                outcome = await remote.attach()
+                outcome = await remote.attach(once=once)
             finally:
                 if not remote.attached:
                     self.forget(remote.rid)
@@ -260,7 +260,9 @@ class SessionDirectory:
         if session is None:
             self.post(peer, {"op": "gone", "rid": rid})
             return
-        relay = Relay(self, session, peer, rid)
+        relay = Relay(
+            self, session, peer, rid, once=bool(header.get("once")), patience=self.ack_timeout
+        )
         self._relays[rid] = relay
         if not await session.connect(relay):
             self._relays.pop(rid, None)

@@ -99,16 +99,17 @@ class SessionManager(Mapping[str, Session]):
         return list(self._http)
 
     async def open_http(
-        self, session_id: str, *, transport: str, request: web.BaseRequest
+        self, session_id: str, *, transport: str, request: web.BaseRequest, once: bool
     ) -> Session | RemoteSession | None:
         """The session a receiving request names: this node's, another node's (through the
         directory), or a new one here. None when a new one would pass the session limits;
-        raises `remote.SessionGone` when the node holding it does not answer."""
+        raises `remote.SessionGone` when the node holding it does not answer. ``once``: the
+        request takes one frame (a poll)."""
         session = self._http.get(session_id)
         if session is not None:
             return session
         if self.directory is not None:
-            remote = await self.directory.open_remote(session_id)
+            remote = await self.directory.open_remote(session_id, once=once)
             if remote is not None:
                 return remote
             session = self._http.get(session_id)  # created here while the claim was out

@@ -20,6 +20,7 @@ knows what carries the messages.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from typing import TYPE_CHECKING, Protocol
 
@@ -74,12 +75,11 @@ class RemoteSession:
 
     # -- receiving (what `transports.base.HttpReceiver` calls) -------------------------------
 
-    async def attach(self) -> str:
+    async def attach(self, *, once: bool) -> str:
         """Ask the owner to attach a relay: ``attached``, ``busy`` (another receiver is on) or
-        ``gone``."""
-        answer = await self._courier.ask(
-            self.peer, {"op": "attach", "sid": self.id, "rid": self.rid}
-        )
+        ``gone``. ``once``: a poll, which takes one frame."""
+        header = {"op": "attach", "sid": self.id, "rid": self.rid, "once": once}
+        answer = await self._courier.ask(self.peer, header)
         outcome = str(answer.get("op"))
         self._attached = outcome == "attached"
         self._pulling = self._attached
@@ -137,11 +137,25 @@ class Relay:
 
     ends_session = False
 
-    def __init__(self, courier: Courier, session: Session, peer: str, rid: str) -> None:
+    def __init__(
+        self,
+        courier: Courier,
+        session: Session,
+        peer: str,
+        rid: str,
+        *,
+        once: bool,
+        patience: float,
+    ) -> None:
         self.session = session
         self.peer = peer
         self.rid = rid
+        self.once = once
+        self.patience = patience
         self._courier = courier
+        #: Set while a frame is on its way and the requester has not said what next (another
+        #: pull, or the end of its response); see `settled`.
+        self._in_doubt: asyncio.Future[None] | None = None
         #: Frames ``peer`` asked for and has not had yet (attaching asks for the first).
         self._wanted = 1
         self._in_flight = 0
@@ -173,11 +187,28 @@ class Relay:
     def pull(self) -> None:
         self._wanted = 1
         self._in_flight = 0
+        self._settle()
         self._flush()
 
     def ended(self, interrupted: bool) -> None:
+        self._settle()
         self._courier.forget(self.rid)
         self.session.detach(self, interrupted=interrupted)
+
+    async def settled(self) -> None:
+        """Wait until the requester has said whether its response goes on.
+
+        A client opens its next request as soon as a response ends; through another node,
+        that request can reach this node before the word that this one ended. Waiting for it
+        (at most ``patience``) keeps that client from being told `2010`."""
+        if self._in_doubt is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._in_doubt), self.patience)
+
+    def _settle(self) -> None:
+        if self._in_doubt is not None and not self._in_doubt.done():
+            self._in_doubt.set_result(None)
+        self._in_doubt = None
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -189,3 +220,8 @@ class Relay:
         self._wanted = 0
         self._in_flight = len(frame)
         self._courier.post(self.peer, {"op": "frame", "rid": self.rid}, frame)
+        if self.once:
+            # A poll answers one frame: its end is known now, no need to hear it.
+            self.ended(False)
+        else:
+            self._in_doubt = asyncio.get_running_loop().create_future()

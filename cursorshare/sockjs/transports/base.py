@@ -97,7 +97,10 @@ class HttpReceiver:
     async def serve(self) -> web.StreamResponse:
         try:
             session = await self.manager.open_http(
-                self.request.match_info["session"], transport=self.name, request=self.request
+                self.request.match_info["session"],
+                transport=self.name,
+                request=self.request,
+                once=not self.streaming,
             )
         except SessionGone:
             return error(
