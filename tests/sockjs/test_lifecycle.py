@@ -287,6 +287,7 @@ async def test_app_closed_session_is_removed_after_disconnect_delay(fetch, recor
     assert r.body == b"o\n"
 
 
+
 async def test_session_keeps_the_request_that_opened_it(aiohttp_server, new_sid):
     # aiohttp-sockjs exposes `session.request`; ours is the same, read-only.
     seen = []
