@@ -67,7 +67,9 @@ async def commands(redis: Redis) -> int:
     return int(info["total_commands_processed"])
 
 
-async def run(updates: int, forwarded: bool, ports: list[int], pids: list[int], redis: Redis) -> dict[str, float]:
+async def run(
+    updates: int, forwarded: bool, ports: list[int], pids: list[int], redis: Redis
+) -> dict[str, float]:
     owner, via = ports[0], ports[1] if forwarded else ports[0]
     sid = secrets.token_hex(6)
     base = "http://127.0.0.1:{}/ws/000/" + sid + "/{}"
@@ -111,41 +113,41 @@ async def run(updates: int, forwarded: bool, ports: list[int], pids: list[int], 
     }
 
 
-async def main(updates: int) -> None:
+def spawn(command: list[str]) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CURSORSHARE_")}
+    return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
+
+
+async def measure(updates: int, redis_port: int, ports: list[int], pids: list[int]) -> None:
+    for port in ports:
+        await wait_up(f"http://127.0.0.1:{port}/healthz")
+    redis = Redis(port=redis_port)
+    results = {}
+    for mode in ("sticky", "forwarded", "sticky", "forwarded"):  # twice: warm-up, then kept
+        results[mode] = await run(updates, mode == "forwarded", ports, pids, redis)
+    await redis.aclose()
+    print(f"{'':28}" + "".join(f"{mode:>12}" for mode in results))
+    for key in results["sticky"]:
+        print(f"{key:28}" + "".join(f"{results[m][key]:12.2f}" for m in results))
+
+
+def main(updates: int) -> None:
     tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"forwarding-{secrets.token_hex(3)}"
     tmp.mkdir()
     redis_port = free_port()
     procs = [
-        subprocess.Popen(
-            [shutil.which("redis-server") or "redis-server", "--port", str(redis_port),
-             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp)],
-            stdout=subprocess.DEVNULL,
-        )
+        spawn([shutil.which("redis-server") or "redis-server", "--port", str(redis_port),
+               "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp)])
     ]  # fmt: skip
     ports = [free_port(), free_port()]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CURSORSHARE_")}
     try:
         for name, port in zip(("a", "b"), ports, strict=True):
             procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "cursorshare", "serve", "--port", str(port),
-                     "--redis-url", f"redis://127.0.0.1:{redis_port}/0", "--node-id", name,
-                     "--log-level", "warning"],
-                    cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                )
+                spawn([sys.executable, "-m", "cursorshare", "serve", "--port", str(port),
+                       "--redis-url", f"redis://127.0.0.1:{redis_port}/0", "--node-id", name,
+                       "--log-level", "warning"])
             )  # fmt: skip
-        for port in ports:
-            await wait_up(f"http://127.0.0.1:{port}/healthz")
-        redis = Redis(port=redis_port)
-        pids = [proc.pid for proc in procs[1:]]
-        results = {}
-        for mode in ("sticky", "forwarded", "sticky", "forwarded"):  # twice: warm-up, then kept
-            results[mode] = await run(updates, mode == "forwarded", ports, pids, redis)
-        await redis.aclose()
-        keys = list(results["sticky"])
-        print(f"{'':28}" + "".join(f"{mode:>12}" for mode in results))
-        for key in keys:
-            print(f"{key:28}" + "".join(f"{results[m][key]:12.2f}" for m in results))
+        asyncio.run(measure(updates, redis_port, ports, [proc.pid for proc in procs[1:]]))
     finally:
         for proc in reversed(procs):
             proc.send_signal(signal.SIGTERM)
@@ -156,4 +158,4 @@ async def main(updates: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--updates", type=int, default=300)
-    asyncio.run(main(parser.parse_args().updates))
+    main(parser.parse_args().updates)
