@@ -15,6 +15,8 @@ log = logging.getLogger("cursorshare")
 #: Seconds the server waits for streams to end on SIGTERM/SIGINT before closing sockets.
 SHUTDOWN_TIMEOUT = 5.0
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
 
 def _new_loop(kind: str) -> asyncio.AbstractEventLoop:
     if kind == "asyncio":
@@ -30,13 +32,20 @@ def _new_loop(kind: str) -> asyncio.AbstractEventLoop:
 
 
 def serve(args: argparse.Namespace) -> int:
+    settings = config.from_args(args)
+    if settings.workers != 1:
+        from . import workers
+
+        logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
+        return workers.run(settings)
+    return serve_settings(settings)
+
+
+def serve_settings(settings: config.Settings, *, reuse_port: bool = False) -> int:
+    """Serve with ``settings`` in this process until SIGINT or SIGTERM."""
     from .server import build_app, run
 
-    settings = config.from_args(args)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
     app = build_app(settings)
     hub = "Redis backplane" if settings.redis_url else "in-memory hub"
 
@@ -53,6 +62,7 @@ def serve(args: argparse.Namespace) -> int:
         shutdown_timeout=SHUTDOWN_TIMEOUT,
         access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
         announce=announce,
+        reuse_port=reuse_port,
     )
     return 0
 

@@ -71,6 +71,8 @@ class Settings:
     # The process.
     access_log: bool = False
     event_loop: str = "uvloop"
+    # Processes (cursorshare/workers.py).
+    workers: int = 1
 
 
 def endpoint_options(settings: Settings) -> EndpointOptions:
@@ -172,6 +174,8 @@ KNOBS = (
     ),
     Knob("event_loop", str, "uvloop (faster) or asyncio (the standard library loop)"),
     Knob("access_log", parse_bool, "log one line per HTTP request (never message payloads)"),
+    # Processes (cursorshare/workers.py).
+    Knob("workers", int, "server processes sharing the port (SO_REUSEPORT); >1 needs --redis-url"),
 )
 
 

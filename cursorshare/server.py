@@ -23,10 +23,12 @@ from .httpguard import GuardedAppRunner
 from .hub import Backplane, Hub, InMemoryBackplane
 from .metrics import metrics_handler, register_metrics
 from .sockjs import SessionManager, add_endpoint
+from .sockjs.directory import SessionDirectory
 
 HUB: web.AppKey[Hub] = web.AppKey("hub", Hub)
 SOCKJS: web.AppKey[SessionManager] = web.AppKey("sockjs", SessionManager)
 CURSORS: web.AppKey[CursorApp] = web.AppKey("cursors", CursorApp)
+NODE_ID: web.AppKey[str] = web.AppKey("node_id", str)
 
 #: The script the iframe page loads: the sockjs-client the web app itself loads.
 SOCKJS_URL = "/vendor/sockjs.min.js"
@@ -40,22 +42,38 @@ def web_root() -> Path:
     return Path(__file__).resolve().parent.parent / "web" / "static"
 
 
+def node_id_of(settings: Settings) -> str:
+    return settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
+
+
 def make_backplane(settings: Settings) -> Backplane:
     if not settings.redis_url:
         return InMemoryBackplane()
     from .backplanes.redis import RedisBackplane  # only multi-node deployments need redis-py
 
-    node_id = settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
-    return RedisBackplane(settings.redis_url, node_id=node_id)
+    return RedisBackplane(settings.redis_url, node_id=node_id_of(settings))
+
+
+def make_directory(backplane: Backplane) -> SessionDirectory | None:
+    """With the Redis backplane, any node serves any request of a session (docs/deploy.md):
+    the sessions' owners are recorded beside the backplane, in the same Redis."""
+    if isinstance(backplane, InMemoryBackplane):
+        return None
+    from .backplanes.redis import RedisBackplane, RedisSessionDirectory
+
+    if not isinstance(backplane, RedisBackplane):
+        return None
+    return SessionDirectory(RedisSessionDirectory.beside(backplane))
 
 
 def build_app(
     settings: Settings | None = None, *, backplane: Backplane | None = None
 ) -> web.Application:
     settings = settings or Settings()
+    backplane = backplane or make_backplane(settings)
     hub = Hub(
         CursorCodec(),
-        backplane=backplane or make_backplane(settings),
+        backplane=backplane,
         translator=CursorPresence(),
         tick=settings.tick_ms / 1000,
     )
@@ -63,6 +81,7 @@ def build_app(
     app = web.Application()
     app[HUB] = hub
     app[CURSORS] = cursors
+    app[NODE_ID] = node_id_of(settings)
     app[SOCKJS] = add_endpoint(
         app,
         cursors.handle,
@@ -72,10 +91,19 @@ def build_app(
         sockjs_url=SOCKJS_URL,
     )
 
+    directory = make_directory(backplane)
+    if directory is not None:
+        app[SOCKJS].use_directory(directory)
+
     async def start_hub(app: web.Application) -> None:
         await hub.start()
+        if directory is not None:
+            await directory.start()
 
     async def stop_hub(app: web.Application) -> None:
+        # Sessions are closed by now (on_shutdown): their records are released on the way out.
+        if directory is not None:
+            await directory.stop()
         await hub.stop()
 
     app.on_startup.append(start_hub)
@@ -99,12 +127,17 @@ def build_app(
 async def healthz(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     state = hub.backplane.state
-    body = {
+    body: dict[str, object] = {
         "status": "ok" if state.healthy else "degraded",
         "backplane": state,
         "sessions": len(request.app[SOCKJS]),
         "rooms": len(hub.rooms),
+        "node": request.app[NODE_ID],
     }
+    directory = request.app[SOCKJS].directory
+    if directory is not None:
+        # Requests of other nodes' sessions served here (out) and for them (in).
+        body["forwarded"] = {"in": directory.forwarded_in, "out": directory.forwarded_out}
     # 200 even when the backplane is down: the node still serves its own users, and a load
     # balancer must not take every node out of rotation because Redis is away.
     return web.json_response(body)
@@ -128,6 +161,7 @@ async def _serve(
     shutdown_timeout: float,
     access_log: logging.Logger | None,
     announce: Callable[[], None],
+    reuse_port: bool,
 ) -> None:
     runner = make_runner(
         app,
@@ -138,7 +172,8 @@ async def _serve(
     )
     await runner.setup()
     try:
-        await web.TCPSite(runner, settings.host, settings.port).start()
+        # reuse_port: several workers listen on one port (cursorshare/workers.py).
+        await web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port).start()
         announce()
         await asyncio.Event().wait()  # until a signal ends the loop
     finally:
@@ -153,6 +188,7 @@ def run(
     shutdown_timeout: float,
     access_log: logging.Logger | None,
     announce: Callable[[], None],
+    reuse_port: bool = False,
 ) -> None:
     """Serve ``app`` on ``loop`` until SIGINT or SIGTERM, then shut down gracefully."""
     asyncio.set_event_loop(loop)
@@ -163,6 +199,7 @@ def run(
             shutdown_timeout=shutdown_timeout,
             access_log=access_log,
             announce=announce,
+            reuse_port=reuse_port,
         )
     )
     try:

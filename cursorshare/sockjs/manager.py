@@ -25,6 +25,9 @@ from .stats import EndpointStats
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from .directory import SessionDirectory
+    from .remote import RemoteSession
+
 log = logging.getLogger("cursorshare.sockjs")
 
 Handler = Callable[[SockjsMessage, Session], Awaitable[None]]
@@ -60,6 +63,8 @@ class SessionManager(Mapping[str, Session]):
         self._pending_events: dict[Session, list[SockjsMessage]] = {}
         self._event_tasks: set[asyncio.Task[None]] = set()
         self.stats = EndpointStats()
+        #: Where sessions of other nodes are found (None: this node is alone, or sticky).
+        self.directory: SessionDirectory | None = None
 
     # -- Mapping ------------------------------------------------------------------------------
 
@@ -84,6 +89,44 @@ class SessionManager(Mapping[str, Session]):
     def http_session(self, session_id: str) -> Session | None:
         """The HTTP session a URL names, if it is live; websocket sessions are never found."""
         return self._http.get(session_id)
+
+    def use_directory(self, directory: SessionDirectory) -> None:
+        """Serve requests for sessions of other nodes through ``directory``."""
+        self.directory = directory
+        directory.bind(self)
+
+    def http_ids(self) -> list[str]:
+        return list(self._http)
+
+    async def open_http(
+        self, session_id: str, *, transport: str, request: web.BaseRequest, once: bool
+    ) -> Session | RemoteSession | None:
+        """The session a receiving request names: this node's, another node's (through the
+        directory), or a new one here. None when a new one would pass the session limits;
+        raises `remote.SessionGone` when the node holding it does not answer. ``once``: the
+        request takes one frame (a poll)."""
+        session = self._http.get(session_id)
+        if session is not None:
+            return session
+        if self.directory is not None:
+            remote = await self.directory.open_remote(session_id, once=once)
+            if remote is not None:
+                return remote
+            session = self._http.get(session_id)  # created here while the claim was out
+            if session is not None:
+                return session
+        if not self.has_room_for(request.remote):
+            if self.directory is not None:
+                self.directory.released(session_id)
+            return None
+        return self.create_http(session_id, transport=transport, request=request)
+
+    async def find_http(self, session_id: str) -> Session | RemoteSession | None:
+        """The session a send names, on this node or (through the directory) another."""
+        session = self._http.get(session_id)
+        if session is None and self.directory is not None:
+            return await self.directory.find_remote(session_id)
+        return session
 
     def create_http(
         self, session_id: str, *, transport: str, request: web.BaseRequest | None
@@ -118,6 +161,8 @@ class SessionManager(Mapping[str, Session]):
         table = self._websockets if key.startswith(_WEBSOCKET_KEY_PREFIX) else self._http
         if table.get(key) is session:
             del table[key]
+            if self.directory is not None and table is self._http:
+                self.directory.released(key)
         self._per_address[session.remote] -= 1
         if self._per_address[session.remote] <= 0:
             del self._per_address[session.remote]

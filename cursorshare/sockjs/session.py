@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from . import frames
 from .messages import (
@@ -91,6 +91,14 @@ class Receiver(Protocol):
         With ``tell``, what the session has for the client (its close frame last) is sent
         first; without, nothing more of the session is.
         """
+
+
+@runtime_checkable
+class InDoubt(Protocol):
+    """A receiver whose end may already have happened elsewhere (`remote.Relay`)."""
+
+    async def settled(self) -> None:
+        """Returns once it is known whether this receiver goes on (or after a bound)."""
 
 
 class Session:
@@ -163,6 +171,10 @@ class Session:
         """True while a receiving connection (poll, stream or websocket) is attached."""
         return self._receiver is not None
 
+    def serves(self, receiver: Receiver) -> bool:
+        """True while ``receiver`` is the attached receiving connection."""
+        return self._receiver is receiver
+
     # -- the application's side -------------------------------------------------------------
 
     def send(self, message: str) -> None:
@@ -204,6 +216,9 @@ class Session:
 
         The first receiver opens the session: the handler has seen OPEN when this returns.
         """
+        current = self._receiver
+        if isinstance(current, InDoubt):
+            await current.settled()  # a relayed response that may just have ended
         if self._receiver is not None:
             return False
         if self._expiry is not None:

@@ -165,8 +165,9 @@ class Node:
 class HAProxy:
     """haproxy running deploy/haproxy.cfg, its addresses given through the environment."""
 
-    def __init__(self, nodes: list[Node], tmp: Path) -> None:
+    def __init__(self, nodes: list[Node], tmp: Path, template: Path = HAPROXY_TEMPLATE) -> None:
         assert len(nodes) == 3, "the shipped template has three servers"
+        self.template = template
         self.port = free_port()
         self.nodes = nodes
         self.config = tmp / "haproxy.cfg"
@@ -191,7 +192,7 @@ class HAProxy:
 
     def spawn(self) -> None:
         # The shipped template as is: the addresses come from the environment (self.env).
-        shutil.copyfile(HAPROXY_TEMPLATE, self.config)
+        shutil.copyfile(self.template, self.config)
         check = subprocess.run(
             [HAPROXY, "-c", "-f", str(self.config)], env=self.env, capture_output=True, timeout=30
         )
@@ -208,6 +209,8 @@ class HAProxy:
         assert self.proc is not None
         if self.proc.poll() is not None:
             raise RuntimeError(f"haproxy exited:\n{self.log.read_text()}")
+        if self.template != HAPROXY_TEMPLATE:
+            return len(set(await self.nodes_seen(30)) - {""}) == len(self.nodes)
         served = {await self.node_of(f"{i:03d}") for i in range(30)}
         return served == {n.node_id for n in self.nodes}
 
@@ -225,6 +228,16 @@ class HAProxy:
                     seen.add(response.headers.get("X-Cursorshare-Node", ""))
         assert len(seen) == 1, f"server id {server_id} not sticky: {seen}"
         return seen.pop()
+
+    async def nodes_seen(self, requests: int) -> list[str]:
+        """The node of each of ``requests`` requests (from the response header)."""
+        timeout = aiohttp.ClientTimeout(total=2)
+        seen = []
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            for _ in range(requests):
+                async with http.get(f"{self.url}/healthz") as response:
+                    seen.append(response.headers.get("X-Cursorshare-Node", ""))
+        return seen
 
     async def server_ids(self, nodes: list[str]) -> list[str]:
         """One server id per entry of ``nodes`` that HAProxy routes to that node."""
@@ -263,8 +276,8 @@ class Cluster:
         await asyncio.gather(*(node.wait_ready() for node in new))
         return new
 
-    async def start_haproxy(self, nodes: list[Node]) -> HAProxy:
-        proxy = HAProxy(nodes, self.tmp)
+    async def start_haproxy(self, nodes: list[Node], template: Path = HAPROXY_TEMPLATE) -> HAProxy:
+        proxy = HAProxy(nodes, self.tmp, template)
         self.proxies.append(proxy)
         await proxy.start()
         return proxy

@@ -2,5 +2,6 @@
 
 from .backplane import BackplaneStats, RedisBackplane
 from .keys import KeyLayout
+from .sessions import RedisSessionDirectory
 
-__all__ = ["BackplaneStats", "KeyLayout", "RedisBackplane"]
+__all__ = ["BackplaneStats", "KeyLayout", "RedisBackplane", "RedisSessionDirectory"]

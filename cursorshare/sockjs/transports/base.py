@@ -18,6 +18,7 @@ from .. import frames
 from ..http import error, session_headers
 from ..manager import SessionManager
 from ..messages import ANOTHER_CONNECTION, CloseReason
+from ..remote import RemoteSession, SessionGone
 from ..session import Session
 
 _CLOSE = frames.close_frame(0, "")[0]  # the `c` byte that starts every close frame
@@ -36,20 +37,6 @@ class Route:
     name: str
     method: str
     handler: TransportHandler
-
-
-def open_or_create(manager: SessionManager, request: web.Request, transport: str) -> Session | None:
-    """The session named in the URL, created when it does not exist (receiving requests).
-
-    None when a new session would pass the endpoint's session limits.
-    """
-    session_id = request.match_info["session"]
-    session = manager.http_session(session_id)
-    if session is None:
-        if not manager.has_room_for(request.remote):
-            return None
-        session = manager.create_http(session_id, transport=transport, request=request)
-    return session
 
 
 def too_many_sessions(manager: SessionManager, request: web.Request) -> web.Response:
@@ -109,7 +96,17 @@ class HttpReceiver:
     # -- serving ------------------------------------------------------------------------------
 
     async def serve(self) -> web.StreamResponse:
-        session = open_or_create(self.manager, self.request, self.name)
+        try:
+            session = await self.manager.open_http(
+                self.request.match_info["session"],
+                transport=self.name,
+                request=self.request,
+                once=not self.streaming,
+            )
+        except SessionGone:
+            return error(
+                503, "Session unreachable.", session_headers(self.request, self.manager.options)
+            )
         if session is None:
             return too_many_sessions(self.manager, self.request)
         response = web.StreamResponse(headers=self._headers())
@@ -137,7 +134,7 @@ class HttpReceiver:
         headers[hdrs.CONTENT_TYPE] = self.content_type
         return headers
 
-    async def _next(self, session: Session) -> bytes:
+    async def _next(self, session: Session | RemoteSession) -> bytes:
         """Wait until the session has a frame for this receiver."""
         while (frame := session.next_frame()) is None:
             self._waiter = asyncio.get_running_loop().create_future()
@@ -162,7 +159,7 @@ class HttpReceiver:
         await response.prepare(self.request)
         await response.write(self.prelude())
 
-    async def _stream(self, session: Session, response: web.StreamResponse) -> None:
+    async def _stream(self, session: Session | RemoteSession, response: web.StreamResponse) -> None:
         await self._start_stream(response)
         limit = self.manager.options.response_limit
         sent = 0

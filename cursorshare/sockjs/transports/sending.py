@@ -9,6 +9,8 @@ from aiohttp import hdrs, web
 from ..frames import BrokenFrame, decode_messages
 from ..http import BodyTooLarge, error, read_body, session_headers
 from ..manager import SessionManager
+from ..remote import SessionGone
+from ..session import Session
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -38,7 +40,7 @@ async def receive_messages(
     options = manager.options
     headers = session_headers(request, options)
     headers[hdrs.CONTENT_TYPE] = content_type
-    session = manager.http_session(request.match_info["session"])
+    session = await manager.find_http(request.match_info["session"])
     if session is None:
         return error(404, "Session not found.", headers)
     try:
@@ -52,5 +54,10 @@ async def receive_messages(
         return error(413, "Payload too large.", headers)
     except BrokenFrame:
         return error(500, "Broken JSON encoding.", headers)
-    await session.deliver(messages)
+    try:
+        await (
+            session.deliver(messages) if isinstance(session, Session) else session.deliver(payload)
+        )
+    except SessionGone:
+        return error(404, "Session not found.", headers)
     return web.Response(status=ok_status, body=ok_body, headers=headers)

@@ -1,0 +1,273 @@
+"""Sessions reachable from every node: who holds a session, and the messages between nodes.
+
+Without sticky routing a session's requests land on any node. A session lives on the node
+that received its first request (its owner); a `DirectoryBackend` (Redis:
+`cursorshare/backplanes/redis/sessions.py`) records owners and carries messages between
+nodes. `SessionDirectory` is the protocol's side of it, consulted only when a request names a
+session this node does not hold:
+
+- a receiving request either claims the id (nobody live holds it: the session is created here,
+  as on a single node) or attaches to the owner's session through a relay (`remote.py`);
+- a send is forwarded to the owner and answered when the owner acknowledges it.
+
+Messages are a JSON header, a newline and an opaque body (a frame, or a send's payload as the
+client sent it). Every answer comes within ``ack_timeout`` or the request is failed: a send
+gets 404, a receiving request 503. When the backend finds a peer dead, requests relayed to or
+from it are dropped at once, as the connections of a dead node would be.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import secrets
+from typing import TYPE_CHECKING, Any, Protocol
+
+import orjson
+
+from .frames import BrokenFrame, decode_messages
+from .remote import Relay, RemoteSession, SessionGone
+
+if TYPE_CHECKING:
+    from .manager import SessionManager
+
+log = logging.getLogger("cursorshare.sockjs")
+
+Header = dict[str, Any]
+
+#: Seconds a node waits for another node's answer (an ack, an attach) by default.
+ACK_TIMEOUT = 2.0
+
+#: Answers to `ask`; everything else is a request or a stream message.
+_ANSWERS = frozenset({"ack", "attached", "busy", "gone"})
+
+
+class DirectoryListener(Protocol):
+    """What a backend tells its directory (implemented by `SessionDirectory`)."""
+
+    def receive(self, data: bytes) -> None:
+        """A message for this node arrived."""
+
+    def peers(self) -> set[str]:
+        """The peers this node has relays or requests with (the backend watches them)."""
+
+    def peers_lost(self, peers: set[str]) -> None:
+        """Those peers are dead."""
+
+    def owned(self) -> list[str]:
+        """The ids of the sessions this node holds (their records are kept fresh)."""
+
+
+class DirectoryBackend(Protocol):
+    """The shared component: a record of owners, and a mailbox per node."""
+
+    @property
+    def me(self) -> str:
+        """This node as its peers name it (a node and its process: a restart is a new peer)."""
+
+    async def claim(self, session_id: str) -> str | None:
+        """Record this node as the owner unless a live peer is: None, or that peer."""
+
+    async def owner(self, session_id: str) -> str | None:
+        """The live peer that holds ``session_id`` (None: no other node does)."""
+
+    def release(self, session_id: str) -> None:
+        """This node's session ended: drop its record (unless someone re-claimed it)."""
+
+    def post(self, peer: str, data: bytes) -> None:
+        """Queue a message for ``peer``; messages to one peer keep their order."""
+
+    def forget_owner(self, session_id: str) -> None:
+        """What `owner` said of ``session_id`` is stale (its owner failed a send)."""
+
+    async def start(self, listener: DirectoryListener) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class SessionDirectory:
+    """One endpoint's view of the sessions of every node (see the module docstring)."""
+
+    def __init__(self, backend: DirectoryBackend, *, ack_timeout: float = ACK_TIMEOUT) -> None:
+        self.backend = backend
+        self.ack_timeout = ack_timeout
+        self._manager: SessionManager | None = None
+        self._rids = (f"{secrets.token_hex(4)}.{n}" for n in itertools.count())
+        self._asks: dict[str, tuple[str, asyncio.Future[Header]]] = {}
+        self._remotes: dict[str, RemoteSession] = {}
+        self._relays: dict[str, Relay] = {}
+        #: Per session: the lock that keeps its forwarded sends in order, and its users.
+        self._send_locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        #: Sends and attaches served for other nodes, and those forwarded to them.
+        self.forwarded_in = 0
+        self.forwarded_out = 0
+
+    def bind(self, manager: SessionManager) -> None:
+        self._manager = manager
+
+    async def start(self) -> None:
+        await self.backend.start(self)
+
+    async def stop(self) -> None:
+        for remote in list(self._remotes.values()):
+            remote.on_lost()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.backend.stop()
+
+    # -- a request for a session this node does not hold -------------------------------------
+
+    async def open_remote(self, session_id: str, *, once: bool) -> RemoteSession | None:
+        """For a receiving request: the owner's session with a relay asked for, or None when
+        this node has claimed the id (the caller creates the session)."""
+        for _ in range(3):  # an owner that answers "gone" has just released the id
+            owner = await self.backend.claim(session_id)
+            if owner is None:
+                return None
+            remote = RemoteSession(self, session_id, owner, next(self._rids))
+            self._remotes[remote.rid] = remote
+            try:
+                outcome = await remote.attach(once=once)
+            finally:
+                if not remote.attached:
+                    self.forget(remote.rid)
+            if outcome != "gone":
+                self.forwarded_out += 1
+                return remote
+        raise SessionGone(session_id)
+
+    async def find_remote(self, session_id: str) -> RemoteSession | None:
+        """For a send: the session on its owner, or None when no node holds it."""
+        owner = await self.backend.owner(session_id)
+        if owner is None:
+            return None
+        self.forwarded_out += 1
+        return RemoteSession(self, session_id, owner, "")
+
+    def released(self, session_id: str) -> None:
+        """A session of this node is gone."""
+        self.backend.release(session_id)
+
+    # -- Courier --------------------------------------------------------------------------------
+
+    def post(self, peer: str, header: Header, body: bytes = b"") -> None:
+        header["from"] = self.backend.me
+        self.backend.post(peer, orjson.dumps(header) + b"\n" + body)
+
+    async def ask(self, peer: str, header: Header, body: bytes = b"") -> Header:
+        rid = header.setdefault("rid", next(self._rids))
+        answer: asyncio.Future[Header] = asyncio.get_running_loop().create_future()
+        self._asks[rid] = (peer, answer)
+        try:
+            self.post(peer, header, body)
+            reply = await asyncio.wait_for(answer, self.ack_timeout)
+            if header["op"] == "send" and not reply.get("ok"):
+                self.backend.forget_owner(header["sid"])
+            return reply
+        except TimeoutError:
+            self.backend.forget_owner(header["sid"])
+            log.warning(
+                "node %s did not answer %s of session %s", peer, header["op"], header["sid"]
+            )
+            raise SessionGone(header["sid"]) from None
+        finally:
+            self._asks.pop(rid, None)
+
+    def forget(self, rid: str) -> None:
+        self._remotes.pop(rid, None)
+        self._relays.pop(rid, None)
+
+    # -- DirectoryListener ------------------------------------------------------------------------
+
+    def receive(self, data: bytes) -> None:
+        head, _, body = data.partition(b"\n")
+        try:
+            header: Header = orjson.loads(head)
+            op, rid = header["op"], header.get("rid", "")
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            log.warning("dropped a malformed message between nodes: %r", head[:80])
+            return
+        if op in _ANSWERS:
+            _, answer = self._asks.get(rid, (None, None))
+            if answer is not None and not answer.done():
+                answer.set_result(header)
+        elif op == "send":
+            self._spawn(self._serve_send(header, body))
+        elif op == "attach":
+            self._spawn(self._serve_attach(header))
+        elif op in ("pull", "done", "abort"):
+            relay = self._relays.get(rid)
+            if relay is not None:
+                relay.pull() if op == "pull" else relay.ended(op == "abort")
+        elif op in ("frame", "drop"):
+            remote = self._remotes.get(rid)
+            if remote is not None:
+                remote.on_frame(body) if op == "frame" else remote.on_lost()
+
+    def peers(self) -> set[str]:
+        return (
+            {remote.peer for remote in self._remotes.values()}
+            | {relay.peer for relay in self._relays.values()}
+            | {peer for peer, _ in self._asks.values()}
+        )
+
+    def peers_lost(self, peers: set[str]) -> None:
+        for remote in [r for r in self._remotes.values() if r.peer in peers]:
+            remote.on_lost()
+        for relay in [r for r in self._relays.values() if r.peer in peers]:
+            relay.ended(True)
+        for peer, answer in list(self._asks.values()):
+            if peer in peers and not answer.done():
+                answer.set_result({"op": "gone"})
+
+    def owned(self) -> list[str]:
+        return self._manager.http_ids() if self._manager is not None else []
+
+    # -- serving other nodes' requests ------------------------------------------------------------
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve_send(self, header: Header, body: bytes) -> None:
+        session_id, peer = header["sid"], header["from"]
+        # One session's sends are handed over in the order they arrived, as on one node.
+        lock, users = self._send_locks.setdefault(session_id, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                session = self._manager.http_session(session_id) if self._manager else None
+                try:
+                    messages = decode_messages(body) if session is not None else None
+                except BrokenFrame:
+                    messages = None
+                if session is not None and messages is not None:
+                    self.forwarded_in += 1
+                    await session.deliver(messages)
+                self.post(peer, {"op": "ack", "rid": header["rid"], "ok": messages is not None})
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._send_locks[session_id]
+
+    async def _serve_attach(self, header: Header) -> None:
+        session_id, peer, rid = header["sid"], header["from"], header["rid"]
+        session = self._manager.http_session(session_id) if self._manager else None
+        if session is None:
+            self.post(peer, {"op": "gone", "rid": rid})
+            return
+        relay = Relay(
+            self, session, peer, rid, once=bool(header.get("once")), patience=self.ack_timeout
+        )
+        self._relays[rid] = relay
+        if not await session.connect(relay):
+            self._relays.pop(rid, None)
+            self.post(peer, {"op": "busy", "rid": rid})
+            return
+        self.forwarded_in += 1
+        self.post(peer, {"op": "attached", "rid": rid})
+        relay.wake()

@@ -1,0 +1,220 @@
+"""No sticky routing: HAProxy `balance roundrobin` over three nodes, and `serve --workers 3`.
+
+Every request of a session may land on any node (a round-robin balancer sends each request
+to the next node; with SO_REUSEPORT the kernel spreads connections over the workers). Every
+transport must work as with sticky routing: everyone sees everyone's moves and leaves, and no
+one is reported as leaving (or joining twice) because its requests hopped between nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.cluster.peers import Peer, close_all
+from tests.cluster.procs import REPO, STARTUP, Cluster, RedisServer, free_port, wait_for
+from tests.support.clients import TRANSPORTS
+
+ROUNDROBIN = REPO / "deploy" / "haproxy-roundrobin.cfg"
+
+
+async def _healthz(url: str) -> dict[str, Any]:
+    """One fresh connection's answer (with SO_REUSEPORT each may reach another worker)."""
+    connector = aiohttp.TCPConnector(force_close=True)
+    timeout = aiohttp.ClientTimeout(total=2)
+    async with (
+        aiohttp.ClientSession(connector=connector, timeout=timeout) as http,
+        http.get(f"{url}/healthz") as response,
+    ):
+        body: dict[str, Any] = await response.json()
+        return body
+
+
+def assert_no_flicker(peers: list[Peer], gone: set[str]) -> None:
+    """Nobody was told a present user left, nor joined twice."""
+    for peer in peers:
+        leaves = {m["id"] for m in peer.history if m.get("type") == "leave"}
+        assert leaves <= gone, (peer, leaves - gone)
+        joins = collections.Counter(m["id"] for m in peer.history if m.get("type") == "join")
+        assert all(count == 1 for count in joins.values()), (peer, joins)
+
+
+async def room_works(base_url: str, room: str) -> list[Peer]:
+    """A client of every transport joins ``room``; every move reaches everyone."""
+    peers: list[Peer] = []
+    for transport in TRANSPORTS:
+        peer = await Peer(transport).join(base_url, room)
+        await peer.knows(peers)
+        peers.append(peer)
+    for peer in peers:
+        await peer.knows([p for p in peers if p is not peer])
+    for round_ in range(3):  # several rounds: the polling ones hop nodes many times
+        for i, mover in enumerate(peers):
+            x, y = (i + 1) / 10, round_ / 10
+            await mover.move(x, y)
+            for peer in peers:
+                await peer.sees_move(mover, x, y)
+    assert_no_flicker(peers, gone=set())
+    return peers
+
+
+async def leaves_reach_everyone(peers: list[Peer]) -> None:
+    gone: set[str] = set()
+    everyone = list(peers)
+    while peers:
+        leaver = peers.pop(0)
+        await leaver.close()
+        gone.add(leaver.id)
+        for peer in peers:
+            await peer.sees_leave(leaver.id)
+    assert_no_flicker(everyone, gone)
+
+
+@pytest.mark.cluster
+async def test_every_transport_behind_a_round_robin_haproxy(cluster: Cluster) -> None:
+    nodes = await cluster.start_nodes(3)
+    proxy = await cluster.start_haproxy(nodes, ROUNDROBIN)
+    # Round robin indeed: consecutive requests go to every node.
+    assert set(await proxy.nodes_seen(6)) == {n.node_id for n in nodes}
+    peers: list[Peer] = []
+    try:
+        peers = await room_works(proxy.ws_url, "lobby")
+        # Requests of sessions held elsewhere were served by relaying, on several nodes.
+        healths = [await node.healthz() for node in nodes]
+        relaying = [h["node"] for h in healths if h["forwarded"]["out"] > 0]
+        assert len(relaying) >= 2, healths
+        assert sum(h["sessions"] for h in healths) == len(TRANSPORTS)
+        await leaves_reach_everyone(peers)
+
+        async def all_gone() -> bool:
+            return all([(await node.healthz())["sessions"] == 0 for node in nodes])
+
+        await wait_for(all_gone, 5, "every session removed")
+    finally:
+        await close_all(peers)
+
+
+class Workers:
+    """`cursorshare serve --workers 3` as a subprocess."""
+
+    def __init__(self, redis_url: str, tmp: Path, count: int = 3) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.count = count
+        self.log = tmp / "workers.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CURSORSHARE_")}
+        env["PYTHONUNBUFFERED"] = "1"
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable, "-m", "cursorshare", "serve",
+                    "--workers", str(count),
+                    "--host", "127.0.0.1",
+                    "--port", str(self.port),
+                    "--redis-url", redis_url,
+                    "--node-id", "w",
+                    "--disconnect-delay", "1",
+                ],
+                stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env,
+            )  # fmt: skip
+
+    async def nodes(self) -> dict[str, dict[str, Any]]:
+        """Each worker's /healthz, asked over fresh connections until all have answered."""
+        seen: dict[str, dict[str, Any]] = {}
+
+        async def all_seen() -> bool:
+            health = await _healthz(self.url)
+            if health["backplane"] == "up":
+                seen[health["node"]] = health
+            return len(seen) == self.count
+
+        await wait_for(all_seen, STARTUP, f"{self.count} workers:\n{self.log.read_text()}")
+        return seen
+
+    def pids(self) -> list[int]:
+        line = next(x for x in self.log.read_text().splitlines() if "workers on port" in x)
+        return [int(pid) for pid in line.split("(pids ")[1].rstrip(")").split(", ")]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        for pid in self.pids() if self.log.exists() else []:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)  # only if a worker outlived the parent
+
+
+@pytest.mark.cluster
+async def test_workers_share_one_port_and_every_transport(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    workers = Workers(redis_server.url, tmp_path)
+    peers: list[Peer] = []
+    try:
+        assert set(await workers.nodes()) == {"w-w1", "w-w2", "w-w3"}
+        peers = await room_works(f"{workers.url}/ws", "lobby")
+        await leaves_reach_everyone(peers)
+
+        # A worker killed: the others go on serving; newcomers join and see each other.
+        victim = workers.pids()[0]
+        os.kill(victim, signal.SIGKILL)
+        survivors = await room_works(f"{workers.url}/ws", "after")
+        await leaves_reach_everyone(survivors)
+
+        # SIGTERM to the parent stops every worker cleanly; its status tells of the dead one.
+        workers.proc.send_signal(signal.SIGTERM)
+        assert workers.proc.wait(20) == 1
+        assert f"(pid {victim}) exited with status -9; 2 workers still serve" in (
+            workers.log.read_text()
+        )
+        for pid in workers.pids():
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+    finally:
+        await close_all(peers)
+        workers.stop()
+        print(workers.log.read_text())
+
+
+def test_more_than_one_worker_without_redis_is_refused() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CURSORSHARE_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "cursorshare", "serve", "--workers", "2", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env=env,
+    )
+    assert done.returncode != 0
+    assert "--workers 2 needs --redis-url" in done.stderr
+
+
+@pytest.mark.cluster
+def test_sigterm_stops_every_worker_with_status_0(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    workers = Workers(redis_server.url, tmp_path, count=2)
+    try:
+        asyncio.run(workers.nodes())
+        workers.proc.send_signal(signal.SIGTERM)
+        assert workers.proc.wait(20) == 0
+        for pid in workers.pids():
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+    finally:
+        workers.stop()

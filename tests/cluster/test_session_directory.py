@@ -1,0 +1,276 @@
+"""Any node serves any request of a session: two SockJS nodes in this process, a real Redis.
+
+Each node is an aiohttp server with one recording echo endpoint and a `SessionDirectory` on
+`RedisSessionDirectory`; a node's liveness key is kept by `NodeLiveness`, as the backplane
+does. The client picks the node of every request itself, as a round-robin balancer would.
+What a request must get is sockjs-protocol 0.3.3's: `o`, `a[...]`, `h`, `c[...]`,
+`c[2010,"Another connection still open"]`, 404 for a send to an unknown session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from redis.asyncio import Redis
+
+from cursorshare.backplanes.redis import KeyLayout, RedisSessionDirectory
+from cursorshare.backplanes.redis.liveness import NodeLiveness
+from cursorshare.sockjs import MsgType, Session, SockjsMessage, add_endpoint
+from cursorshare.sockjs.directory import SessionDirectory
+from tests.cluster.procs import RedisServer, wait_for
+
+pytestmark = pytest.mark.cluster
+
+HEARTBEAT = 0.5
+DISCONNECT = 1.0
+RESPONSE_LIMIT = 4096
+
+
+class Node:
+    """One in-process node: its server, its directory, the events its handler saw."""
+
+    def __init__(self, name: str, redis_url: str) -> None:
+        self.name = name
+        self.redis_url = redis_url
+        self.events: list[tuple[str, MsgType, Any]] = []
+        self.instance = secrets.token_hex(8)
+        self.keys = KeyLayout(f"t{secrets.token_hex(3)}")
+        self.server: TestServer | None = None
+        self._beat: asyncio.Task[None] | None = None
+        self._redis: Redis | None = None
+
+    async def start(self, keys: KeyLayout) -> None:
+        self.keys = keys
+        self._redis = Redis.from_url(self.redis_url)
+        self.liveness = NodeLiveness(keys, self.name, self.instance, ttl=3.0, heartbeat=0.5)
+        await self.liveness.claim(self._redis)
+        self._beat = asyncio.create_task(self.liveness.beat(self._redis, lambda: None))
+        app = web.Application()
+        self.manager = add_endpoint(
+            app,
+            self._handle,
+            prefix="/echo",
+            heartbeat_delay=HEARTBEAT,
+            disconnect_delay=DISCONNECT,
+            response_limit=RESPONSE_LIMIT,
+        )
+        self.backend = RedisSessionDirectory(
+            self.redis_url, node_id=self.name, instance=self.instance, keys=keys, endpoint="echo"
+        )
+        self.directory = SessionDirectory(self.backend)
+        self.manager.use_directory(self.directory)
+        await self.directory.start()
+        self.server = TestServer(app, host="127.0.0.1")
+        await self.server.start_server()  # with handler_cancellation
+
+    async def _handle(self, msg: SockjsMessage, session: Session) -> None:
+        self.events.append((session.id, msg.type, msg.data))
+        if msg.type is MsgType.MESSAGE:
+            if msg.data == "close":
+                session.close(4001, "custom")
+            else:
+                session.send(msg.data)
+
+    def url(self, session_id: str, transport: str) -> str:
+        assert self.server is not None
+        return str(self.server.make_url(f"/echo/000/{session_id}/{transport}"))
+
+    def messages(self, session_id: str) -> list[Any]:
+        return [d for s, t, d in self.events if s == session_id and t is MsgType.MESSAGE]
+
+    def saw(self, session_id: str, kind: MsgType) -> bool:
+        return any(s == session_id and t is kind for s, t, _ in self.events)
+
+    async def die(self) -> None:
+        """As a crash: no goodbye, its liveness key gone (as when its TTL runs out)."""
+        assert self._beat is not None and self._redis is not None
+        self._beat.cancel()
+        await self.backend.link.stop()
+        await self._redis.delete(self.keys.node(self.name))
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.close()
+        if self._beat is not None:
+            self._beat.cancel()
+        with contextlib.suppress(Exception):
+            await self.directory.stop()
+        if self._redis is not None:
+            await self._redis.aclose()
+
+
+@pytest.fixture
+async def nodes(redis_server: RedisServer) -> AsyncIterator[tuple[Node, Node]]:
+    keys = KeyLayout(f"t{secrets.token_hex(3)}")
+    a, b = Node("a", redis_server.url), Node("b", redis_server.url)
+    try:
+        await a.start(keys)
+        await b.start(keys)
+        yield a, b
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        yield session
+
+
+async def poll(http: aiohttp.ClientSession, node: Node, sid: str) -> str:
+    async with http.post(node.url(sid, "xhr")) as response:
+        assert response.status == 200
+        return await response.text()
+
+
+async def send(http: aiohttp.ClientSession, node: Node, sid: str, *messages: str) -> int:
+    async with http.post(node.url(sid, "xhr_send"), data=orjson.dumps(list(messages))) as response:
+        return response.status
+
+
+def new_id() -> str:
+    return secrets.token_hex(6)
+
+
+async def test_sends_and_polls_on_either_node_reach_the_owner_in_order(
+    nodes: tuple[Node, Node], http: aiohttp.ClientSession
+) -> None:
+    a, b = nodes
+    sid = new_id()
+    assert await poll(http, a, sid) == "o\n"  # the session lives on a
+    expected = []
+    for i in range(12):
+        node = (a, b)[i % 2]
+        assert await send(http, node, sid, f"m{i}", f"n{i}") == 204
+        expected += [f"m{i}", f"n{i}"]
+    assert a.messages(sid) == expected  # each send delivered once, in order, on its owner
+    assert b.messages(sid) == [] and not b.manager.http_session(sid)
+    # The echoes come out on a poll through b, as one frame.
+    assert await poll(http, b, sid) == "a" + orjson.dumps(expected).decode() + "\n"
+
+
+async def test_a_poll_through_another_node_gets_messages_heartbeats_and_close(
+    nodes: tuple[Node, Node], http: aiohttp.ClientSession
+) -> None:
+    a, b = nodes
+    sid = new_id()
+    assert await poll(http, b, sid) == "o\n"  # the session lives on b
+    # A poll through a waits for the session's next frame: a heartbeat when idle.
+    assert await poll(http, a, sid) == "h\n"
+    waiting = asyncio.create_task(poll(http, a, sid))
+    session = b.manager.http_session(sid)
+    assert session is not None
+    await wait_for(lambda: _true(session.receiving), 5, "relay attached")
+    assert await send(http, b, sid, "x") == 204
+    assert await waiting == 'a["x"]\n'
+    assert await send(http, a, sid, "close") == 204
+    assert await poll(http, a, sid) == 'c[4001,"custom"]\n'
+    assert await poll(http, b, sid) == 'c[4001,"custom"]\n'
+
+
+async def _true(value: object) -> bool:
+    return bool(value)
+
+
+async def test_a_second_receiver_anywhere_gets_2010(
+    nodes: tuple[Node, Node], http: aiohttp.ClientSession
+) -> None:
+    a, b = nodes
+    sid = new_id()
+    assert await poll(http, a, sid) == "o\n"
+    first = asyncio.create_task(poll(http, b, sid))  # relayed, waiting on a's session
+    session = a.manager.http_session(sid)
+    assert session is not None
+    await wait_for(lambda: _true(session.receiving), 5, "relay attached")
+    another = 'c[2010,"Another connection still open"]\n'
+    assert await poll(http, a, sid) == another
+    assert await poll(http, b, sid) == another
+    # The first receiver keeps working.
+    assert await send(http, b, sid, "still") == 204
+    assert await first == 'a["still"]\n'
+
+
+async def test_a_send_to_an_unknown_session_is_404_on_every_node(
+    nodes: tuple[Node, Node], http: aiohttp.ClientSession
+) -> None:
+    a, b = nodes
+    for node in nodes:
+        assert await send(http, node, new_id(), "x") == 404
+    sid = new_id()
+    assert await poll(http, a, sid) == "o\n"
+    # Broken JSON is refused by the node that received it, as on one node.
+    async with http.post(b.url(sid, "xhr_send"), data=b"[broken") as response:
+        assert response.status == 500
+        assert await response.text() == "Broken JSON encoding."
+    assert a.messages(sid) == []
+
+
+async def test_disconnect_detection_keeps_its_timing_through_a_relay(
+    nodes: tuple[Node, Node], http: aiohttp.ClientSession
+) -> None:
+    a, b = nodes
+    sid = new_id()
+    assert await poll(http, a, sid) == "o\n"
+    # Polling through b keeps the session on a alive past several disconnect delays.
+    for _ in range(4):
+        assert await poll(http, b, sid) == "h\n"
+    assert not a.saw(sid, MsgType.CLOSED)
+    # An aborted poll through b is an interrupted receiver on a: closed with 1002.
+    attached = b.directory.forwarded_out
+    aborted = asyncio.create_task(poll(http, b, sid))
+    await wait_for(lambda: _true(b.directory.forwarded_out > attached), 5, "relay attached")
+    aborted.cancel()
+    await wait_for(lambda: _true(a.saw(sid, MsgType.CLOSED)), 5, "session expired on a")
+    closes = [d for s, t, d in a.events if s == sid and t is MsgType.CLOSE]
+    assert [c.code for c in closes] == [1002]
+
+
+async def test_streaming_through_another_node_loses_nothing_at_the_response_limit(
+    nodes: tuple[Node, Node], http: aiohttp.ClientSession
+) -> None:
+    a, b = nodes
+    sid = new_id()
+    assert await poll(http, a, sid) == "o\n"
+    payload = "x" * 1000
+    received: list[str] = []
+    sent = [f"{i}:{payload}" for i in range(20)]
+    for i, message in enumerate(sent):
+        assert await send(http, (a, b)[i % 2], sid, message) == 204
+    # 20 KB queued: several streams through b, each ending at the 4 KB limit.
+    while len(received) < len(sent):
+        async with http.post(b.url(sid, "xhr_streaming")) as response:
+            body = await response.text()
+        for line in body.split("\n")[1:]:
+            if line.startswith("a"):
+                received += orjson.loads(line[1:])
+    assert received == sent
+
+
+async def test_relays_with_a_dead_node_end_and_its_ids_are_free(
+    nodes: tuple[Node, Node], http: aiohttp.ClientSession
+) -> None:
+    a, b = nodes
+    sid = new_id()
+    assert await poll(http, a, sid) == "o\n"
+    waiting = asyncio.create_task(poll(http, b, sid))
+    session = a.manager.http_session(sid)
+    assert session is not None
+    await wait_for(lambda: _true(session.receiving), 5, "relay attached")
+    await a.die()
+    # b drops the relayed request, as a's own connection would have dropped.
+    with pytest.raises(aiohttp.ClientError):
+        await waiting
+    # The id is free again: a poll through b opens a new session there (the client, told
+    # "o" on an open session, closes it: "Server lost session").
+    assert await poll(http, b, sid) == "o\n"
+    assert b.manager.http_session(sid) is not None
