@@ -37,7 +37,7 @@ def serve(args: argparse.Namespace) -> int:
         from . import workers
 
         logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
-        return workers.run(settings)
+        return workers.run(settings, serve_settings)
     return serve_settings(settings)
 
 

@@ -20,9 +20,13 @@ import multiprocessing.connection
 import os
 import signal
 import socket
+from collections.abc import Callable
 from types import FrameType
 
 from .config import Settings
+
+#: How a worker serves: `cli.serve_settings` (passed in, so this module does not import the CLI).
+Serve = Callable[..., int]
 
 log = logging.getLogger("cursorshare")
 
@@ -50,18 +54,19 @@ def worker_settings(settings: Settings, index: int) -> Settings:
     return dataclasses.replace(settings, workers=1, node_id=f"{base}-w{index}")
 
 
-def _work(settings: Settings) -> None:
-    from .cli import serve_settings
-
-    serve_settings(settings, reuse_port=True)
+def _work(serve: Serve, settings: Settings) -> None:
+    serve(settings, reuse_port=True)
 
 
-def run(settings: Settings) -> int:
-    """Start the workers and wait for them; returns the exit status."""
+def run(settings: Settings, serve: Serve) -> int:
+    """Start the workers, each running ``serve`` (a module-level function, so the spawned
+    process can import it), and wait for them; returns the exit status."""
     check(settings)
     context = multiprocessing.get_context("spawn")  # nothing of the parent's loop is copied
     workers = [
-        context.Process(target=_work, args=(worker_settings(settings, i),), name=f"worker-{i}")
+        context.Process(
+            target=_work, args=(serve, worker_settings(settings, i)), name=f"worker-{i}"
+        )
         for i in range(1, settings.workers + 1)
     ]
     stopping = False

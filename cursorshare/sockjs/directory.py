@@ -27,14 +27,24 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from .frames import BrokenFrame, decode_messages
-from .remote import Relay, RemoteSession, SessionGone
+from .remote import Header, Relay, RemoteSession, SessionGone
 
 if TYPE_CHECKING:
-    from .manager import SessionManager
+    from .session import Session
 
 log = logging.getLogger("cursorshare.sockjs")
 
-Header = dict[str, Any]
+
+class SessionHost(Protocol):
+    """What the directory needs of the node's session manager (no import of it: the manager
+    uses the directory)."""
+
+    def http_ids(self) -> list[str]:
+        """The ids of the HTTP sessions this node holds."""
+
+    def http_session(self, session_id: str) -> Session | None:
+        """The live HTTP session of this node named ``session_id``."""
+
 
 #: Seconds a node waits for another node's answer (an ack, an attach) by default.
 ACK_TIMEOUT = 2.0
@@ -92,7 +102,7 @@ class SessionDirectory:
     def __init__(self, backend: DirectoryBackend, *, ack_timeout: float = ACK_TIMEOUT) -> None:
         self.backend = backend
         self.ack_timeout = ack_timeout
-        self._manager: SessionManager | None = None
+        self._manager: SessionHost | None = None
         self._rids = (f"{secrets.token_hex(4)}.{n}" for n in itertools.count())
         self._asks: dict[str, tuple[str, asyncio.Future[Header]]] = {}
         self._remotes: dict[str, RemoteSession] = {}
@@ -104,7 +114,7 @@ class SessionDirectory:
         self.forwarded_in = 0
         self.forwarded_out = 0
 
-    def bind(self, manager: SessionManager) -> None:
+    def bind(self, manager: SessionHost) -> None:
         self._manager = manager
 
     async def start(self) -> None:

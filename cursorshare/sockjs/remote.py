@@ -22,13 +22,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Protocol
 
 from .messages import CloseReason
 from .session import Receiver, Session
 
-if TYPE_CHECKING:
-    from .directory import Header
+#: The JSON head of a message between nodes (its kind, session id, sequence numbers, ...).
+Header = dict[str, Any]
 
 
 class SessionGone(Exception):

@@ -24,15 +24,26 @@ import logging
 from collections import OrderedDict
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
 from .keys import KeyLayout, text
 from .link import LINK_ERRORS, Link
 
-if TYPE_CHECKING:  # the protocol layer's port, for its type only: no import at run time
-    from ...sockjs.directory import DirectoryListener
+
+class DirectoryListener(Protocol):
+    """What this backend tells the node's session directory (`SessionDirectory` of the
+    protocol layer fits it; the backplane does not import the protocol layer)."""
+
+    def receive(self, data: bytes) -> None: ...
+
+    def peers(self) -> set[str]: ...
+
+    def peers_lost(self, peers: set[str]) -> None: ...
+
+    def owned(self) -> list[str]: ...
+
 
 log = logging.getLogger("cursorshare.backplanes.redis")
 
