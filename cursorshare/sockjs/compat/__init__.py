@@ -43,6 +43,7 @@ from .protocol import (
     SockjsMessage,
 )
 from .session import AnyHandler, Session, SessionManager
+from .transports import response_limit as streaming_maxsize
 
 log = logging.getLogger("cursorshare.sockjs")
 
@@ -76,7 +77,9 @@ def add_endpoint(
     ``sockjs_cdn`` is the script of the iframe page (default: the sockjs-client this library
     ships, served under ``prefix``). ``cors_config`` is accepted and not needed: the endpoint
     answers CORS itself (restrict it with ``allowed_origins``). Further ``options`` are those
-    of `cursorshare.sockjs.EndpointOptions` (max_queue_bytes, allowed_origins, ...).
+    of `cursorshare.sockjs.EndpointOptions` (max_queue_bytes, allowed_origins, ...); without
+    ``response_limit`` it is the smallest ``maxsize`` of the streaming classes in
+    `compat.transports`, read now.
     """
     if not callable(handler):
         raise TypeError(f"handler must be callable, not {handler!r}")
@@ -92,6 +95,8 @@ def add_endpoint(
         raise ValueError(f'SockJS "{name}" route already registered')
     if cors_config is not None:
         log.info("sockjs %s: cors_config is not used, the endpoint answers CORS itself", name)
+    # Programs lower the streaming transports' `maxsize` before mounting (its test server does).
+    options.setdefault("response_limit", streaming_maxsize())
     before = set(app.router.routes())
     core = add_core_endpoint(
         app,
