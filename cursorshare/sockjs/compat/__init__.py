@@ -45,6 +45,7 @@ from .protocol import (
     SockjsMessage,
 )
 from .session import AnyHandler, Session, SessionManager
+from .transports import response_limit as streaming_maxsize
 
 log = logging.getLogger("cursorshare.sockjs")
 
@@ -79,7 +80,8 @@ def add_endpoint(
     ships, served under ``prefix``). ``cors_config`` is accepted and not needed: the endpoint
     answers CORS itself (restrict it with ``allowed_origins``). Further ``options`` are the
     `EndpointOptions` fields aiohttp-sockjs has no argument for (`EndpointTuning`:
-    max_queue_bytes, allowed_origins, ...).
+    max_queue_bytes, allowed_origins, ...); without ``response_limit`` it is the smallest
+    ``maxsize`` of the streaming classes in `compat.transports`, read now.
     """
     if not callable(handler):
         raise TypeError(f"handler must be callable, not {handler!r}")
@@ -95,6 +97,8 @@ def add_endpoint(
         raise ValueError(f'SockJS "{name}" route already registered')
     if cors_config is not None:
         log.info("sockjs %s: cors_config is not used, the endpoint answers CORS itself", name)
+    # Programs lower the streaming transports' `maxsize` before mounting (its test server does).
+    options.setdefault("response_limit", streaming_maxsize())
     before = set(app.router.routes())
     core = add_core_endpoint(
         app,

@@ -1,0 +1,5 @@
+"""aiohttp-sockjs's `sockjs.transports.websocket`, for the programs that import it."""
+
+from . import WebSocketTransport
+
+__all__ = ["WebSocketTransport"]
