@@ -19,6 +19,7 @@ The async fixtures and tests run on one session-wide event loop (the browser liv
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -105,3 +106,35 @@ def room(request: pytest.FixtureRequest) -> str:
     """A room of this test alone (1-64 letters, digits, `-`, `_`, `.`)."""
     base = "".join(c if c.isalnum() else "-" for c in request.node.name)[:48]
     return f"{base}-{next(_rooms)}"
+
+
+class Servers:
+    """Servers of one test: started with extra options, restartable on the same port."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.running: list[Server] = []
+
+    def start(self, *extra: str, port: int | None = None) -> Server:
+        srv = start_server(self.tmp / f"server-{port or len(self.running)}.log", *extra, port=port)
+        self.running.append(srv)
+        return srv
+
+    def stop(self, srv: Server) -> None:
+        stop_server(srv)
+
+    def restart(self, srv: Server, *extra: str) -> Server:
+        """Stop `srv` and start it again on its port (its pages reconnect there)."""
+        stop_server(srv)
+        return self.start(*extra, port=srv.port)
+
+    def stop_all(self) -> None:
+        for srv in self.running:
+            stop_server(srv)
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[Servers]:
+    started = Servers(tmp_path)
+    yield started
+    started.stop_all()

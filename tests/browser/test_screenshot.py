@@ -19,6 +19,7 @@ from .conftest import REPO, Server
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
+
 def load_script() -> ModuleType:
     spec = importlib.util.spec_from_file_location("screenshot", REPO / "scripts" / "screenshot.py")
     assert spec and spec.loader

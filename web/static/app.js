@@ -311,6 +311,11 @@
       onOpen: onOpen, onMessage: onMessage, onState: onState
     });
     api.url = connection.url();
+    // for tests and the curious: is a reconnect scheduled, how many connects so far
+    Object.defineProperty(api, 'retryPending', {
+      get: function () { return connection.retryTimer !== null; }
+    });
+    Object.defineProperty(api, 'connects', { get: function () { return connection.connects; } });
     connection.connect();
   });
 })(window.cursorshareLib);

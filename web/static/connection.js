@@ -64,6 +64,7 @@
     this.attempt = 0;          // reconnect attempts since the last welcome
     this.retryTimer = null;
     this.stopped = false;      // the page is going away: do not reconnect
+    this.connects = 0;         // connection attempts, for the curious
     this.resumeKeyName = RESUME_KEY + opts.base + '|' + opts.room;
   }
 
@@ -98,6 +99,7 @@
     var self = this;
     clearTimeout(this.retryTimer);
     this.retryTimer = null;
+    this.connects += 1;
     this.opts.onState({ state: 'connecting' });
     var transports = this.opts.transports;
     var s;
