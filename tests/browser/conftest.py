@@ -19,8 +19,8 @@ The async fixtures and tests run on one session-wide event loop (the browser liv
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
