@@ -24,6 +24,7 @@ from .hub import Backplane, Hub, InMemoryBackplane
 from .metrics import metrics_handler, register_metrics
 from .sockjs import SessionManager, add_endpoint
 from .sockjs.directory import SessionDirectory
+from .webassets import add_web_assets
 
 HUB: web.AppKey[Hub] = web.AppKey("hub", Hub)
 SOCKJS: web.AppKey[SessionManager] = web.AppKey("sockjs", SessionManager)
@@ -112,15 +113,8 @@ def build_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_handler)
     register_metrics(app, hub, app[SOCKJS])
-    root = web_root()
-    index = root / "index.html"
-
-    async def index_page(request: web.Request) -> web.FileResponse:
-        return web.FileResponse(index)
-
-    app.router.add_get("/", index_page)
     add_page_config(app, settings.allowed_backends)
-    app.router.add_static("/", root)
+    add_web_assets(app, web_root())  # last: it answers every path not routed above
     return app
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Save docs/screenshot.png: three users' cursors in one room, seen by a fourth page.
+"""Save docs/screenshot.png: three users' cursors and the presence list, seen by a fourth page.
 
     python scripts/screenshot.py                     # starts a server on a free port
     python scripts/screenshot.py --url http://127.0.0.1:8080 --out /tmp/shot.png
@@ -45,8 +45,26 @@ CHROMIUM_ARGS = [
 VIEWPORT = {"width": 1280, "height": 720}
 ROOM = "design-review"
 OBSERVER = "Margaret"
-#: The three users and where their pointers rest, as fractions of the viewport.
-USERS = (("Ada", 0.26, 0.36), ("Grace", 0.63, 0.28), ("Linus", 0.47, 0.68))
+#: The three users and where their pointers rest, as fractions of the shared stage.
+USERS = (("Ada", 0.3, 0.38), ("Grace", 0.63, 0.3), ("Linus", 0.47, 0.66))
+#: The shared stage (docs/protocol.md): 16:10, scaled to cover the viewport, centred.
+STAGE = (1600, 1000)
+
+
+def stage_point(fx: float, fy: float) -> tuple[int, int]:
+    """The viewport pixel of stage point (fx, fy) in a VIEWPORT-sized window."""
+    w, h = VIEWPORT["width"], VIEWPORT["height"]
+    scale = max(w / STAGE[0], h / STAGE[1])
+    left, top = (w - STAGE[0] * scale) / 2, (h - STAGE[1] * scale) / 2
+    return round(left + fx * STAGE[0] * scale), round(top + fy * STAGE[1] * scale)
+
+
+def sent(x: int, y: int) -> tuple[float, float]:
+    """The stage coordinates a page sends for viewport pixel (x, y)."""
+    w, h = VIEWPORT["width"], VIEWPORT["height"]
+    scale = max(w / STAGE[0], h / STAGE[1])
+    left, top = (w - STAGE[0] * scale) / 2, (h - STAGE[1] * scale) / 2
+    return round((x - left) / (STAGE[0] * scale), 4), round((y - top) / (STAGE[1] * scale), 4)
 
 
 async def capture(browser: Browser, base_url: str, out: Path, *, room: str = ROOM) -> list[Any]:
@@ -74,22 +92,14 @@ async def capture(browser: Browser, base_url: str, out: Path, *, room: str = ROO
         for page, (_, fx, fy) in zip(users, USERS, strict=True):
             # a short glide to the resting place, as a person would
             await page.mouse.move(VIEWPORT["width"] * 0.5, VIEWPORT["height"] * 0.5)
-            await page.mouse.move(
-                round(fx * VIEWPORT["width"]), round(fy * VIEWPORT["height"]), steps=12
-            )
-        expected = [
-            [
-                name,
-                round(round(fx * VIEWPORT["width"]) / VIEWPORT["width"], 4),
-                round(round(fy * VIEWPORT["height"]) / VIEWPORT["height"], 4),
-            ]
-            for name, fx, fy in USERS
-        ]
+            await page.mouse.move(*stage_point(fx, fy), steps=12)
+        expected = [[name, *sent(*stage_point(fx, fy))] for name, fx, fy in USERS]
         await observer.wait_for_function(
             """(expected) => expected.every(([name, x, y]) =>
                 Array.from(document.querySelectorAll('#cursors .cursor')).some(el =>
                     !el.hidden && el.querySelector('.cursor-name').textContent === name
-                    && Number(el.dataset.x) === x && Number(el.dataset.y) === y))""",
+                    && Math.abs(Number(el.dataset.x) - x) < 2e-4
+                    && Math.abs(Number(el.dataset.y) - y) < 2e-4))""",
             arg=expected,
             timeout=10000,
         )
@@ -104,7 +114,8 @@ async def capture(browser: Browser, base_url: str, out: Path, *, room: str = ROO
         cursors: list[Any] = await observer.evaluate(
             """() => Array.from(document.querySelectorAll('#cursors .cursor')).map(el => ({
                 id: el.dataset.id, name: el.querySelector('.cursor-name').textContent,
-                x: Number(el.dataset.x), y: Number(el.dataset.y), hidden: el.hidden}))"""
+                x: Number(el.dataset.x), y: Number(el.dataset.y), hidden: el.hidden,
+                color: getComputedStyle(el).getPropertyValue('--cursor-color').trim()}))"""
         )
         return cursors
     finally:

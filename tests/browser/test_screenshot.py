@@ -1,4 +1,4 @@
-"""docs/screenshot.png (shown by the README): three users' cursors in one room, 1280x720.
+"""docs/screenshot.png (shown by the README): three users' cursors and the presence list, 1280x720.
 
 The scene is `scripts/screenshot.py`'s `capture()` (which writes docs/screenshot.png when run
 by hand); this test renders it from the current app into a scratch file and checks it shows
@@ -18,6 +18,7 @@ from playwright.async_api import Browser
 from .conftest import REPO, Server
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
+
 
 def load_script() -> ModuleType:
     spec = importlib.util.spec_from_file_location("screenshot", REPO / "scripts" / "screenshot.py")
@@ -42,5 +43,6 @@ async def test_screenshot_of_three_cursors(
     cursors = await script.capture(browser, server.url, shot)
     shown = sorted(c["name"] for c in cursors if not c["hidden"])
     assert shown == sorted(name for name, _, _ in script.USERS), cursors
+    assert len({c["color"] for c in cursors}) == 3, cursors  # three distinct colours
     assert png_size(shot) == (1280, 720)
     assert shot.stat().st_size > 10_000

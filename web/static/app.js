@@ -1,32 +1,24 @@
 /* cursorshare browser app: plain JS on sockjs-client, no bundler, no framework.
  *
- * Wire protocol: docs/protocol.md (v2 flavour). User-provided text (names, room) only ever
- * goes through textContent / setAttribute, never innerHTML.
+ * Wire protocol: docs/protocol.md (v2). User-provided text (names, room) only ever goes
+ * through textContent / setAttribute, never innerHTML. The parts: util.js (helpers),
+ * stage.js (positions and cursors), people.js (who is here), connection.js (SockJS, resume,
+ * retries); this file puts them together with the page.
  */
-(function () {
+(function (lib) {
   'use strict';
 
-  // ---- configuration -------------------------------------------------------------------------
-
-  var BACKOFF_START_MS = 500;
-  var BACKOFF_FACTOR = 2;
-  var BACKOFF_CAP_MS = 10000;
   var NOTICE_MS = 4000;
-  var NAME_MAX = 32;
+  var IDLE_CHECK_MS = 1000;
   var NAME_KEY = 'cursorshare.name';
-  var SVG_NS = 'http://www.w3.org/2000/svg';
-  var ARROW_PATH = 'M4 2.5 19.5 12l-6.9 1.5 3.9 7.3-2.9 1.6-3.9-7.4L4 19.6Z';
-  var COLOR_RE = /^#(?:[0-9a-f]{3}|[0-9a-f]{6})$/i;
-  var FALLBACK_COLOR = '#64748b';
 
   var params = new URLSearchParams(window.location.search);
   var room = (params.get('room') || '').trim() || 'lobby';
-  var name = clip((params.get('name') || '').trim(), NAME_MAX) || storedName();
+  var name = lib.clip((params.get('name') || '').trim(), lib.NAME_MAX) || storedName();
   var transports = (params.get('transports') || '')
     .split(',')
     .map(function (t) { return t.trim(); })
     .filter(Boolean);
-  var url = null; // the SockJS URL, once the backend is chosen (chooseBackend)
 
   // ---- DOM -----------------------------------------------------------------------------------
 
@@ -34,11 +26,11 @@
   var statusEl = $('status');
   var statusText = $('status-text');
   var statusTransport = $('status-transport');
+  var retryButton = $('retry-now');
+  var problemEl = $('problem');
+  var announcerEl = $('announcer');
   var noticeEl = $('notice');
   var serverNoteEl = $('server-note');
-  var cursorsEl = $('cursors');
-  var emptyEl = $('empty');
-  var peersEl = $('peers');
   var meEl = $('me');
   var meColorEl = $('me-color');
 
@@ -50,37 +42,35 @@
     u.searchParams.delete('name');
     return u.href;
   })();
-  document.title = 'cursorshare · ' + room;
+  document.title = 'cursorshare \u00b7 ' + room;
 
   // ---- state ---------------------------------------------------------------------------------
 
   var api = window.cursorshare = {
     sock: null, id: null, color: null, transport: null, state: 'connecting',
-    room: room, name: name, url: url, refusedServer: null
+    room: room, name: name, url: null, refusedServer: null, resumed: null,
+    closeCode: null, presence: 'active', announcements: []
   };
-  var sock = null;
-  var attempt = 0;              // reconnect attempts since the last welcome
-  var retryTimer = null;
-  var retryAt = 0;
+  var connection = null;
   var countdownTimer = null;
   var noticeTimer = null;
-  var stopped = false;          // page is being hidden/unloaded: do not reconnect
-  var cursors = new Map();      // id -> {el, label, color, name, x, y, px, shown}
+  var lastAnnounced = '';
+  var people = new lib.People({
+    list: $('people-list'), count: $('peers'), countLabel: $('peers-label'), empty: $('empty'),
+    emptyTitle: $('empty-title'), emptySub: $('empty-sub'), cursors: $('cursors')
+  }, announce);
 
-  // own pointer: latest position (normalised, rounded), last sent, rAF throttle
+  // own pointer: latest stage position, last sent, its kind; rAF throttle
   var pointer = null;
+  var pointerKind = 'mouse';
   var lastSent = null;
-  var nameSent = false;
   var frameRequested = false;
 
-  // ---- helpers -------------------------------------------------------------------------------
-
   function storedName() {
-    var n = null;
-    try { n = window.localStorage.getItem(NAME_KEY); } catch (e) { /* storage disabled */ }
-    if (n && n.trim() && Array.from(n).length <= NAME_MAX) return n.trim();
+    var n = lib.storageGet('localStorage', NAME_KEY);
+    if (n && n.trim() && Array.from(n).length <= lib.NAME_MAX) return n.trim();
     n = friendlyName();
-    try { window.localStorage.setItem(NAME_KEY, n); } catch (e) { /* storage disabled */ }
+    lib.storageSet('localStorage', NAME_KEY, n);
     return n;
   }
 
@@ -95,101 +85,14 @@
     return pick(adjectives) + ' ' + pick(animals);
   }
 
-  // at most `max` characters (code points: never half of a surrogate pair, which JSON would
-  // carry as a lone surrogate escape, refused by the server, and encodeURIComponent throws on)
-  function clip(text, max) {
-    return Array.from(text).slice(0, max).join('');
-  }
+  // ---- what the page says --------------------------------------------------------------------
 
-  // ?server= as {origin, base}; null when malformed
-  function parseServer(server) {
-    try {
-      var u = new URL(server, window.location.href);
-      if (u.protocol !== 'http:' && u.protocol !== 'https:') return null;
-      return { origin: u.origin, base: (u.origin + u.pathname).replace(/\/+$/, '') };
-    } catch (e) {
-      return null;
-    }
-  }
-
-  function originOf(entry) {
-    try { return new URL(String(entry)).origin; } catch (e) { return null; }
-  }
-
-  // The page's own origin, unless ?server= names a backend this site allows (its server's
-  // --allowed-backends, read from config.json): a link must not send users elsewhere.
-  function chooseBackend(done) {
-    var server = params.get('server');
-    if (!server) { done(''); return; }
-    var wanted = parseServer(server);
-    if (!wanted) { refuseServer(server, 'is not an http(s) URL'); done(''); return; }
-    if (wanted.origin === window.location.origin) { done(wanted.base); return; }
-    fetch('config.json', { cache: 'no-store', credentials: 'same-origin' })
-      .then(function (r) { return r.ok ? r.json() : {}; })
-      .catch(function () { return {}; }) // no config: nothing but the page's own origin
-      .then(function (config) {
-        var list = config && Array.isArray(config.allowedBackends) ? config.allowedBackends : [];
-        if (list.map(originOf).indexOf(wanted.origin) !== -1) {
-          done(wanted.base);
-        } else {
-          refuseServer(wanted.origin, 'is not a server this site allows');
-          done('');
-        }
-      });
-  }
-
-  function refuseServer(server, why) {
-    api.refusedServer = server;
-    console.warn('cursorshare: ignoring ?server=' + server + ': ' + why);
-    serverNoteEl.textContent = 'Ignored ?server=' + server + ': it ' + why +
-      '. Connected to ' + window.location.host + ' instead.';
-    serverNoteEl.hidden = false;
-  }
-
-  function safeColor(c) {
-    return typeof c === 'string' && COLOR_RE.test(c) ? c : FALLBACK_COLOR;
-  }
-
-  // dark or light text on a coloured label
-  function inkFor(color) {
-    var hex = color.slice(1);
-    if (hex.length === 3) hex = hex.replace(/./g, '$&$&');
-    var rgb = [0, 2, 4].map(function (i) {
-      var v = parseInt(hex.substr(i, 2), 16) / 255;
-      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
-    });
-    var lum = 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2];
-    return lum > 0.4 ? '#111827' : '#ffffff';
-  }
-
-  function round4(v) {
-    return Math.round(v * 10000) / 10000;
-  }
-
-  function clamp01(v) {
-    return v < 0 ? 0 : v > 1 ? 1 : v;
-  }
-
-  function isNum(v) {
-    return typeof v === 'number' && isFinite(v);
-  }
-
-  function displayName(n, id) {
-    return typeof n === 'string' && n.trim() ? clip(n.trim(), NAME_MAX) : 'guest ' + String(id).slice(0, 6);
-  }
-
-  // ---- status badge --------------------------------------------------------------------------
-
-  function setState(state, text) {
-    api.state = state;
-    statusEl.setAttribute('data-state', state);
-    statusText.textContent = text || state;
-  }
-
-  function setTransport(t) {
-    api.transport = t || null;
-    statusEl.setAttribute('data-transport', t || '');
-    statusTransport.textContent = t || '';
+  // the live region: only real changes (never a countdown tick, never the same text twice)
+  function announce(text) {
+    if (text === lastAnnounced) return;
+    lastAnnounced = text;
+    api.announcements.push(text);
+    announcerEl.textContent = text;
   }
 
   function showNotice(text) {
@@ -203,168 +106,114 @@
     }, NOTICE_MS);
   }
 
-  function setOwnColor(color) {
-    api.color = color;
-    meColorEl.style.backgroundColor = safeColor(color);
-    meEl.parentNode.setAttribute('data-color', safeColor(color));
+  function setBadge(state, text, transport) {
+    api.state = state;
+    statusEl.setAttribute('data-state', state);
+    statusText.textContent = text;
+    api.transport = transport || null;
+    statusEl.setAttribute('data-transport', transport || '');
+    statusTransport.textContent = transport || '';
   }
 
-  // ---- remote cursors ------------------------------------------------------------------------
-
-  function makeCursorElement(id) {
-    var el = document.createElement('div');
-    el.className = 'cursor';
-    el.setAttribute('data-id', id);
-    el.hidden = true;
-
-    var svg = document.createElementNS(SVG_NS, 'svg');
-    svg.setAttribute('class', 'cursor-arrow');
-    svg.setAttribute('viewBox', '0 0 24 24');
-    svg.setAttribute('width', '24');
-    svg.setAttribute('height', '24');
-    var path = document.createElementNS(SVG_NS, 'path');
-    path.setAttribute('d', ARROW_PATH);
-    svg.appendChild(path);
-
-    var label = document.createElement('span');
-    label.className = 'cursor-name';
-
-    el.appendChild(svg);
-    el.appendChild(label);
-    return { el: el, label: label };
+  function showProblem(message, code, reason) {
+    problemEl.textContent = message + (code ? ' (' + code + (reason ? ': ' + reason : '') + ')' : '');
+    problemEl.hidden = !message;
   }
 
-  function upsertCursor(id, color, nm) {
-    if (id === undefined || id === null || id === api.id) return null;
-    id = String(id);
-    var c = cursors.get(id);
-    if (!c) {
-      var parts = makeCursorElement(id);
-      c = { el: parts.el, label: parts.label, color: null, name: null,
-            x: null, y: null, px: false, shown: false };
-      cursors.set(id, c);
-      cursorsEl.appendChild(c.el);
+  function onState(s) {
+    var was = api.state;
+    clearInterval(countdownTimer);
+    countdownTimer = null;
+    api.closeCode = s.code === undefined ? api.closeCode : s.code;
+    retryButton.hidden = !(s.state === 'retrying' || s.state === 'held');
+    if (s.state !== 'held' && s.state !== 'failed') showProblem('');
+    if (s.state !== 'open' && s.state !== 'connecting') {
+      api.sock = null;
+      api.id = null;
+      people.stale();
     }
-    if (color !== undefined && color !== null) {
-      var col = safeColor(color);
-      if (col !== c.color) {
-        c.color = col;
-        c.el.style.setProperty('--cursor-color', col);
-        c.el.style.setProperty('--cursor-ink', inkFor(col));
+    switch (s.state) {
+      case 'connecting':
+        setBadge(was === 'retrying' ? 'closed' : 'connecting',
+                 was === 'retrying' ? 'reconnecting' : 'connecting');
+        api.state = 'connecting';
+        api.sock = connection.sock;
+        break;
+      case 'retrying': {
+        var render = function () {
+          var secs = Math.max(1, Math.ceil((s.retryAt - Date.now()) / 1000));
+          setBadge('closed', 'offline \u2014 retrying in ' + secs + ' s');
+          api.state = 'retrying';
+        };
+        render();
+        countdownTimer = setInterval(render, 250);
+        if (was === 'open') announce('Connection lost. Reconnecting.');
+        break;
       }
-    } else if (!c.color) {
-      c.color = FALLBACK_COLOR;
-      c.el.style.setProperty('--cursor-color', FALLBACK_COLOR);
-      c.el.style.setProperty('--cursor-ink', inkFor(FALLBACK_COLOR));
-    }
-    // keep a known name when a message carries none
-    if ((nm !== undefined && nm !== null) || c.name === null) {
-      var dn = displayName(nm, id);
-      if (dn !== c.name) {
-        c.name = dn;
-        c.label.textContent = dn;
-      }
-    }
-    updatePeers();
-    return c;
-  }
-
-  function placeCursor(c) {
-    var left, top;
-    if (c.px) {
-      left = c.x;
-      top = c.y;
-    } else {
-      left = clamp01(c.x) * window.innerWidth;
-      top = clamp01(c.y) * window.innerHeight;
-    }
-    c.el.style.transform = 'translate3d(' + left.toFixed(1) + 'px,' + top.toFixed(1) + 'px,0)';
-  }
-
-  function moveCursor(c, x, y, px) {
-    if (!isNum(x) || !isNum(y)) return;
-    c.x = x;
-    c.y = y;
-    c.px = px === true;
-    c.el.setAttribute('data-x', String(x));
-    c.el.setAttribute('data-y', String(y));
-    if (c.px) c.el.setAttribute('data-px', 'true'); else c.el.removeAttribute('data-px');
-    c.el.classList.remove('stale');
-    if (!c.shown) {
-      // first appearance: jump into place, no slide in from the corner
-      c.el.classList.add('no-anim');
-      placeCursor(c);
-      c.el.hidden = false;
-      void c.el.offsetWidth; // flush styles before re-enabling the transition
-      c.el.classList.remove('no-anim');
-      c.shown = true;
-      updatePeers();
-    } else {
-      placeCursor(c);
+      case 'held':
+      case 'failed':
+        setBadge('closed', s.state === 'held' ? 'not connected' : 'cannot connect');
+        api.state = s.state;
+        showProblem(s.message, s.code, s.reason);
+        announce(s.message);
+        break;
+      case 'closed':
+        setBadge('closed', 'closed');
+        break;
+      default:
+        break;
     }
   }
 
-  function removeCursor(id) {
-    id = String(id);
-    var c = cursors.get(id);
-    if (!c) return;
-    cursors.delete(id);
-    c.el.remove();
-    updatePeers();
+  function onOpen(transport) {
+    setBadge('open', 'connected', transport);
+    api.sock = connection.sock;
   }
-
-  function clearCursors() {
-    cursors.forEach(function (c) { c.el.remove(); });
-    cursors.clear();
-    updatePeers();
-  }
-
-  function updatePeers() {
-    var visible = 0;
-    cursors.forEach(function (c) { if (c.shown) visible += 1; });
-    peersEl.textContent = String(cursors.size + 1);
-    emptyEl.classList.toggle('gone', visible > 0);
-  }
-
-  window.addEventListener('resize', function () {
-    cursors.forEach(function (c) { if (c.shown && !c.px) placeCursor(c); });
-  });
 
   // ---- incoming messages ---------------------------------------------------------------------
 
   function onWelcome(m) {
     api.id = m.id === undefined || m.id === null ? null : String(m.id);
-    setOwnColor(m.color);
-    attempt = 0; // successful session: reset the backoff
-    clearCursors();
-    (Array.isArray(m.users) ? m.users : []).forEach(function (u) {
-      if (!u || typeof u !== 'object') return;
-      var c = upsertCursor(u.id, u.color, u.name);
-      if (c && isNum(u.x) && isNum(u.y)) moveCursor(c, u.x, u.y, u.px);
-    });
-    // tell the room where we are (and our name) if the pointer is already over the page
+    api.resumed = m.resumed === true;
+    connection.welcomed();
+    connection.keepResumeKey(m.resume);
+    if (typeof m.name === 'string' && m.name.trim()) {
+      name = api.name = lib.clip(m.name.trim(), lib.NAME_MAX);
+      meEl.textContent = name;
+    }
+    api.color = m.color;
+    meColorEl.style.backgroundColor = lib.safeColor(m.color);
+    people.reset({ id: api.id, name: name, color: m.color, pointer: pointerKind },
+                 Array.isArray(m.users) ? m.users : []);
+    announce('Connected to room ' + room + '. ' + $('peers').textContent + ' ' +
+             $('peers-label').textContent + '.');
+    // tell the room where we are if the pointer is already over the page, and how we are
     lastSent = null;
-    nameSent = false;
     if (pointer) requestSend();
+    if (ownStatus() === 'away') sendPresence('away');
+    else api.presence = 'active';
   }
 
   function onMessage(m) {
-    if (!m || typeof m !== 'object') return;
     switch (m.type) {
       case 'welcome':
         onWelcome(m);
         break;
       case 'join':
-        upsertCursor(m.id, m.color, m.name);
+        people.upsert(m, true);
         break;
       case 'move': {
         if (m.sender === undefined || m.sender === null || String(m.sender) === api.id) return;
-        var c = upsertCursor(m.sender, m.color, m.name);
-        if (c) moveCursor(c, m.x, m.y, m.px);
+        var u = people.upsert({ id: m.sender, color: m.color, name: m.name, pointer: m.pointer },
+                              true);
+        if (u) people.move(u, m.x, m.y, m.px);
         break;
       }
+      case 'presence':
+        people.setStatus(m.id, m.status);
+        break;
       case 'leave':
-        removeCursor(m.id);
+        people.remove(m.id);
         break;
       case 'error':
         showNotice('error: ' + String(m.error));
@@ -374,99 +223,27 @@
     }
   }
 
-  // ---- connection ----------------------------------------------------------------------------
+  // ---- own pointer and presence --------------------------------------------------------------
 
-  function connect() {
-    clearTimeout(retryTimer);
-    clearInterval(countdownTimer);
-    retryTimer = countdownTimer = null;
-    setState('connecting');
-    setTransport(null);
-    nameSent = false;
-    lastSent = null;
-
-    var opts = transports.length ? { transports: transports } : {};
-    var s;
-    try {
-      s = new SockJS(url, null, opts);
-    } catch (e) {
-      console.error('cursorshare: cannot create SockJS', e);
-      showNotice(String(e && e.message || e));
-      scheduleReconnect();
-      return;
-    }
-    sock = api.sock = s;
-
-    s.onopen = function () {
-      if (sock !== s) return;
-      setState('open');
-      setTransport(s.transport);
-    };
-    s.onmessage = function (e) {
-      if (sock !== s) return;
-      var m;
-      try { m = JSON.parse(e.data); } catch (err) { return; }
-      onMessage(m);
-    };
-    s.onclose = function (e) {
-      if (sock !== s) return;
-      sock = api.sock = null;
-      api.id = null;
-      cursors.forEach(function (c) { c.el.classList.add('stale'); });
-      if (e && e.code && e.code !== 1000) console.info('cursorshare: closed', e.code, e.reason);
-      if (stopped) {
-        setState('closed', 'closed');
-        return;
-      }
-      scheduleReconnect();
-    };
+  function ownStatus() {
+    return document.visibilityState === 'hidden' || !document.hasFocus() ? 'away' : api.presence;
   }
 
-  function scheduleReconnect() {
-    // exponential backoff with full jitter: uniform in [0, min(cap, start * factor^attempt))
-    var ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_START_MS * Math.pow(BACKOFF_FACTOR, attempt));
-    var delay = Math.floor(Math.random() * ceiling);
-    attempt += 1;
-    retryAt = Date.now() + delay;
-    setTransport(null);
-    renderCountdown();
-    clearInterval(countdownTimer);
-    countdownTimer = setInterval(renderCountdown, 250);
-    clearTimeout(retryTimer);
-    retryTimer = setTimeout(connect, delay);
+  function sendPresence(status) {
+    if (api.presence === status) return;
+    api.presence = status;
+    connection.send({ type: 'presence', status: status });
   }
-
-  function renderCountdown() {
-    var secs = Math.max(1, Math.ceil((retryAt - Date.now()) / 1000));
-    setState('closed', 'closed \u2014 retrying in ' + secs + 's');
-  }
-
-  // back online: do not wait for the rest of the backoff
-  window.addEventListener('online', function () {
-    if (!stopped && retryTimer) connect();
-  });
-
-  // leave promptly when the page goes away; come back if restored from the bfcache
-  window.addEventListener('pagehide', function () {
-    stopped = true;
-    clearTimeout(retryTimer);
-    clearInterval(countdownTimer);
-    if (sock) sock.close();
-  });
-  window.addEventListener('pageshow', function (e) {
-    if (e.persisted && stopped) {
-      stopped = false;
-      connect();
-    }
-  });
-
-  // ---- outgoing moves ------------------------------------------------------------------------
 
   function onPointer(e) {
-    var w = window.innerWidth;
-    var h = window.innerHeight;
-    if (!w || !h) return;
-    pointer = { x: round4(clamp01(e.clientX / w)), y: round4(clamp01(e.clientY / h)) };
+    var kind = lib.stage.pointerKind(e.pointerType);
+    if (kind !== pointerKind) {
+      pointerKind = kind;
+      lastSent = null;
+      people.setMe({ pointer: kind });
+    }
+    pointer = lib.stage.toStage(e.clientX, e.clientY);
+    api.presence = 'active'; // a move also means active
     requestSend();
   }
 
@@ -478,27 +255,67 @@
 
   function flushMove() {
     frameRequested = false;
-    if (!pointer || !sock || sock.readyState !== 1 /* SockJS.OPEN */) return;
+    if (!pointer || !connection.open()) return;
     if (lastSent && lastSent.x === pointer.x && lastSent.y === pointer.y) return;
-    var msg = { type: 'move', x: pointer.x, y: pointer.y };
-    if (!nameSent) msg.name = name;
-    sock.send(JSON.stringify(msg));
+    var msg = { type: 'move', x: pointer.x, y: pointer.y, pointer: pointerKind };
+    if (!lastSent) msg.name = name;
+    connection.send(msg);
     lastSent = pointer;
-    nameSent = true;
+  }
+
+  function goAway() { sendPresence('away'); }
+  function comeBack() {
+    if (document.visibilityState !== 'hidden') sendPresence('active');
   }
 
   window.addEventListener('pointermove', onPointer, { passive: true });
   window.addEventListener('pointerdown', onPointer, { passive: true });
+  // a finger lifted (or a pen taken away) leaves no pointer on the page
+  window.addEventListener('pointerup', function (e) { if (e.pointerType !== 'mouse') goAway(); });
+  window.addEventListener('pointercancel', goAway);
+  document.documentElement.addEventListener('pointerleave', function (e) {
+    if (e.pointerType === 'mouse') goAway();
+  });
+  document.addEventListener('visibilitychange', function () {
+    if (document.visibilityState === 'hidden') goAway(); else comeBack();
+  });
+  window.addEventListener('blur', goAway);
+  window.addEventListener('focus', comeBack);
+  window.addEventListener('resize', function () { people.placeAll(); });
+  setInterval(function () { people.tick(); }, IDLE_CHECK_MS);
+
+  retryButton.addEventListener('click', function () { connection.retryNow(); });
+  window.addEventListener('online', function () { if (connection) connection.online(); });
+  // leave for good when the page goes away; come back if restored from the bfcache
+  window.addEventListener('pagehide', function () { if (connection) connection.stop(); });
+  window.addEventListener('pageshow', function (e) {
+    if (e.persisted && connection) connection.restart();
+  });
 
   // ---- go ------------------------------------------------------------------------------------
 
   if (typeof window.SockJS !== 'function') {
-    setState('closed', 'closed \u2014 sockjs-client missing (run npm install in web/)');
+    setBadge('closed', 'closed \u2014 sockjs-client missing (run npm install in web/)');
     return;
   }
-  chooseBackend(function (base) {
-    url = api.url = base + '/ws?v=2&room=' + encodeURIComponent(room) +
-      '&name=' + encodeURIComponent(name);
-    connect();
+  lib.chooseBackend(params.get('server'), function (base, refused) {
+    if (refused) {
+      api.refusedServer = refused[0];
+      console.warn('cursorshare: ignoring ?server=' + refused[0] + ': ' + refused[1]);
+      serverNoteEl.textContent = 'Ignored ?server=' + refused[0] + ': it ' + refused[1] +
+        '. Connected to ' + window.location.host + ' instead.';
+      serverNoteEl.hidden = false;
+    }
+    connection = new lib.Connection({
+      base: base, room: room, name: name, transports: transports,
+      onOpen: onOpen, onMessage: onMessage, onState: onState
+    });
+    api.url = connection.url();
+    // for tests and the curious: is a reconnect scheduled, how many connects so far
+    Object.defineProperty(api, 'retryPending', {
+      get: function () { return connection.retryTimer !== null; }
+    });
+    Object.defineProperty(api, 'connects', { get: function () { return connection.connects; } });
+    connection.connect();
   });
-})();
+})(window.cursorshareLib);
