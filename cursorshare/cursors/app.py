@@ -7,7 +7,7 @@ import logging
 import secrets
 
 from ..hub import JSON, Hub
-from ..sockjs import MsgType, Session, SockjsMessage
+from ..sockjs import CloseReason, MsgType, Session, SockjsMessage
 from ..sockjs.abuselog import AbuseLog
 from ..sockjs.messages import SLOW_CONSUMER
 from . import messages, presence
@@ -16,7 +16,7 @@ from .messages import TUTORIAL, V2, BadMessage
 log = logging.getLogger("cursorshare.cursors")
 
 #: Close code for a session whose `room` query parameter is malformed.
-BAD_ROOM = (4001, "Invalid room")
+BAD_ROOM = CloseReason(4001, "Invalid room")
 
 
 class CursorMember:
