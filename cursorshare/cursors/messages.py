@@ -48,9 +48,13 @@ _BRACKET_OR_STRING = re.compile(r'[\[\]{}]|"(?:[^"\\]|\\.)*"?', re.DOTALL)
 #: orjson encodes integers from i64's minimum to u64's maximum.
 _INT_RANGE = (-(2**63), 2**64 - 1)
 
+#: Label colours, handed out per room (least used first, ties in this order). Each is either dark
+#: (white ink at >= 4.5:1 WCAG contrast, relative luminance <= 0.18) or light (dark ink at >= 4.5:1,
+#: luminance > 0.4), never in between, where an ink picked by a luminance threshold may fail. The
+#: order puts far-apart hues first, so a small room gets clearly different ones.
 PALETTE = (
-    "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324",
-    "#469990", "#800000", "#808000", "#000075", "#e6a800", "#dc143c", "#2e8b57", "#6a5acd",
+    "#c62828", "#1565c0", "#ffb300", "#2e7d32", "#6a1b9a", "#4fc3f7", "#ad1457", "#9ccc65",
+    "#00695c", "#f48fb1", "#283593", "#fdd835", "#5d4037", "#80cbc4", "#ffab91", "#e1bee7",
 )  # fmt: skip
 
 
