@@ -155,8 +155,9 @@ class RemotePresence:
             elif known is None or event.kind is Kind.JOIN:
                 view.remote[member] = _Remote(node, inst, event.state, self._seq)
                 view.gone.pop(member, None)
-                if known is not None:
+                if known is not None and (known.node, known.inst) == (node, inst):
                     continue  # a reconcile reported this join already
+                # else new here, or it moved from another node (it resumed there)
             else:
                 known.state = event.state
                 known.seq = self._seq
