@@ -58,6 +58,8 @@ class Settings:
     disabled_transports: tuple[str, ...] = ()
     access_log: bool = False
     event_loop: str = "uvloop"
+    # Presence (issue #13).
+    resume_grace: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,12 @@ KNOBS = (
     ),
     Knob("event_loop", str, "uvloop (faster) or asyncio (the standard library loop)"),
     Knob("access_log", _bool, "log one line per HTTP request (never message payloads)"),
+    # Presence (issue #13).
+    Knob(
+        "resume_grace",
+        float,
+        "seconds a dropped client keeps its identity for a resume (others see it reconnecting)",
+    ),
 )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .accesslog import RedactingAccessLogger
 from .config import Settings
 from .cursors.app import CursorApp
 from .cursors.messages import CursorCodec
@@ -57,7 +58,7 @@ def build_app(
         translator=CursorPresence(),
         tick=settings.tick_ms / 1000,
     )
-    cursors = CursorApp(hub)
+    cursors = CursorApp(hub, resume_grace=settings.resume_grace)
     app = web.Application()
     app[HUB] = hub
     app[CURSORS] = cursors
@@ -130,6 +131,7 @@ def http_bounds(settings: Settings) -> HttpBounds:
 def make_runner(app: web.Application, settings: Settings, **kwargs: Any) -> GuardedAppRunner:
     """A runner for ``app`` with ``settings``' HTTP bounds; ``kwargs`` go to `web.AppRunner`."""
     kwargs.setdefault("handler_cancellation", True)  # an aborted poll is noticed at once
+    kwargs.setdefault("access_log_class", RedactingAccessLogger)  # no resume keys in logs
     return GuardedAppRunner(app, bounds=http_bounds(settings), **kwargs)
 
 
