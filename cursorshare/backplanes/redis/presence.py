@@ -150,6 +150,8 @@ class RemotePresence:
             if event.kind is Kind.LEAVE:
                 if known is None:
                     continue  # already reported as left (sweep or reconcile)
+                if (known.node, known.inst) != (node, inst):
+                    continue  # the stale departure of a member another node holds now
                 del view.remote[member]
                 view.gone[member] = self._seq
             elif known is None or event.kind is Kind.JOIN:
