@@ -73,6 +73,8 @@ class Settings:
     event_loop: str = "uvloop"
     # Processes (cursorshare/workers.py).
     workers: int = 1
+    # Presence (issue #13).
+    resume_grace: float = 120.0
 
 
 def endpoint_options(settings: Settings) -> EndpointOptions:
@@ -176,6 +178,12 @@ KNOBS = (
     Knob("access_log", parse_bool, "log one line per HTTP request (never message payloads)"),
     # Processes (cursorshare/workers.py).
     Knob("workers", int, "server processes sharing the port (SO_REUSEPORT); >1 needs --redis-url"),
+    # Presence (issue #13).
+    Knob(
+        "resume_grace",
+        float,
+        "seconds a dropped client keeps its identity for a resume (others see it reconnecting)",
+    ),
 )
 
 

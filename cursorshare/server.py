@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .accesslog import RedactingAccessLogger
 from .config import Settings, endpoint_options, http_bounds
 from .cursors.app import CursorApp
 from .cursors.messages import CursorCodec
@@ -78,7 +79,7 @@ def build_app(
         translator=CursorPresence(),
         tick=settings.tick_ms / 1000,
     )
-    cursors = CursorApp(hub)
+    cursors = CursorApp(hub, resume_grace=settings.resume_grace)
     app = web.Application()
     app[HUB] = hub
     app[CURSORS] = cursors
@@ -145,6 +146,7 @@ async def healthz(request: web.Request) -> web.Response:
 def make_runner(app: web.Application, settings: Settings, **kwargs: Any) -> GuardedAppRunner:
     """A runner for ``app`` with ``settings``' HTTP bounds; ``kwargs`` go to `web.AppRunner`."""
     kwargs.setdefault("handler_cancellation", True)  # an aborted poll is noticed at once
+    kwargs.setdefault("access_log_class", RedactingAccessLogger)  # no resume keys in logs
     return GuardedAppRunner(app, bounds=http_bounds(settings), **kwargs)
 
 

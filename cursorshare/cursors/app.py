@@ -1,63 +1,81 @@
-"""The glue between SockJS sessions and the hub: one member per session."""
+"""The glue between SockJS sessions and the hub: one member per session, kept for a grace
+after its session drops so that its client can resume it (see `identity`)."""
 
 from __future__ import annotations
 
-import itertools
+import asyncio
 import logging
-import secrets
 
-from ..hub import JSON, Hub
-from ..sockjs import MsgType, Session, SockjsMessage
+from ..hub import JSON, Hub, MemoryTtlStore, StoreUnavailable, TtlStore
+from ..sockjs import CloseReason, MsgType, Session, SockjsMessage
 from ..sockjs.abuselog import AbuseLog
 from ..sockjs.messages import SLOW_CONSUMER
-from . import messages, presence
-from .messages import TUTORIAL, V2, BadMessage
+from . import identity, messages, presence
+from .messages import ACTIVE, RECONNECTING, TUTORIAL, V2, BadMessage
 
 log = logging.getLogger("cursorshare.cursors")
 
 #: Close code for a session whose `room` query parameter is malformed.
-BAD_ROOM = (4001, "Invalid room")
+BAD_ROOM = CloseReason(4001, "Invalid room")
+#: Seconds a dropped member outlives its record in the store: a resume that took the record
+#: just before it expired reaches this node (and ends the member here) before the leave would.
+GRACE_MARGIN = 1.0
 
 
 class CursorMember:
-    """A SockJS session seen as a hub member."""
+    """A SockJS session seen as a hub member; without a session while it may be resumed."""
 
-    __slots__ = ("color", "flavour", "id", "name", "room", "session", "state", "warned")
+    __slots__ = ("flavour", "id", "resume_key", "room", "session", "state", "timer", "warned")
 
-    def __init__(self, session: Session, room: str, flavour: str, color: str, name: str) -> None:
-        self.id = secrets.token_hex(4)
-        self.session = session
+    def __init__(
+        self, session: Session, room: str, flavour: str, state: JSON, resume_key: str | None
+    ) -> None:
+        self.id: str = state["id"]
+        self.session: Session | None = session
         self.room = room
         self.flavour = flavour
-        self.color = color
-        self.name = name
         #: Its presence state (see `presence`): replaced, never mutated, on each change.
-        self.state: JSON = {}
+        self.state = state
+        #: The key its client resumes it with (v2 only; never logged, told to it alone).
+        self.resume_key = resume_key
+        #: Ends it when its grace is over, while it has no session.
+        self.timer: asyncio.TimerHandle | None = None
         self.warned = False
 
     @property
     def backlog(self) -> int:
-        return self.session.backlog
+        return 0 if self.session is None else self.session.backlog
 
     def deliver(self, payload: bytes) -> None:
-        self.session.send_frame(payload)
+        if self.session is not None:
+            self.session.send_frame(payload)
 
     def overflow(self) -> None:
-        self.session.close(*SLOW_CONSUMER)
+        if self.session is not None:
+            self.session.close(*SLOW_CONSUMER)
 
 
 class CursorApp:
     """The SockJS handler of the cursor-sharing app."""
 
     def __init__(
-        self, hub: Hub, *, max_message_bytes: int = 4096, max_depth: int = messages.MAX_DEPTH
+        self,
+        hub: Hub,
+        *,
+        max_message_bytes: int = 4096,
+        max_depth: int = messages.MAX_DEPTH,
+        resume_grace: float = 120.0,
+        store: TtlStore | None = None,
     ) -> None:
         self.hub = hub
         self.max_message_bytes = max_message_bytes
         self.max_depth = max_depth
+        self.resume_grace = resume_grace
+        self.store = store or hub.backplane.shared_store() or MemoryTtlStore()
         self._abuse = AbuseLog(log)
         self._members: dict[Session, CursorMember] = {}
-        self._colors = itertools.cycle(messages.PALETTE)
+        #: Members whose session dropped, by id, until they resume or their grace ends.
+        self._dropped: dict[str, CursorMember] = {}
 
     def __len__(self) -> int:
         return len(self._members)
@@ -69,10 +87,12 @@ class CursorApp:
                 self._on_message(member, str(msg.data))
         elif msg.type is MsgType.OPEN:
             await self._on_open(session)
-        else:  # CLOSE, then CLOSED: whichever comes first ends the membership
+        else:  # CLOSE, then CLOSED: whichever comes first ends the session
             member = self._members.pop(session, None)
             if member is not None:
-                self.hub.leave(member.room, member, presence.leave_data(member.id))
+                await self._on_drop(member)
+
+    # -- joining and resuming ----------------------------------------------------------------
 
     async def _on_open(self, session: Session) -> None:
         query = session.query
@@ -85,13 +105,112 @@ class CursorApp:
         if room is None:
             session.close(*BAD_ROOM)
             return
-        member = CursorMember(session, room, flavour, next(self._colors), name)
+        key = identity.presented_key(query.get("resume")) if flavour == V2 else None
+        found = await self._take(key, room) if key is not None else None
+        if found is not None:
+            assert key is not None
+            member, users = await self._resume(session, room, found, key)
+        else:
+            key = identity.new_key() if flavour == V2 else None
+            member, users = await self._join(session, room, flavour, name, key)
+        if flavour == V2 and key is not None:
+            session.send(
+                messages.welcome(
+                    member.state,
+                    room,
+                    resume=key,
+                    resumed=found is not None,
+                    grace=self.resume_grace,
+                    users=users,
+                )
+            )
+
+    async def _take(self, key: str, room: str) -> JSON | None:
+        try:
+            found = await self.store.take(identity.store_key(key))
+        except StoreUnavailable as exc:
+            log.warning("resume store unavailable, a fresh identity is given: %s", exc)
+            return None
+        return identity.identity_of(found, room)
+
+    async def _join(
+        self, session: Session, room: str, flavour: str, name: str, key: str | None
+    ) -> tuple[CursorMember, list[JSON]]:
+        member_id = identity.new_id()
+        color = await identity.choose_color(self.hub, room, member_id)
+        state = presence.first_state(member_id, color, name)
+        member = CursorMember(session, room, flavour, state, key)
         self._members[session] = member
-        member.state = presence.first_state(member.id, member.color, name)
-        present = await self.hub.join(room, member, presence.join_data(member.state), member.state)
-        if flavour == V2:
-            users = [record.state for record in present]
-            session.send(messages.welcome(member.id, member.color, room, users))
+        present = await self.hub.join(room, member, presence.join_data(state), state)
+        return member, [record.state for record in present if record.member != member_id]
+
+    async def _resume(
+        self, session: Session, room: str, found: JSON, key: str
+    ) -> tuple[CursorMember, list[JSON]]:
+        """Give the identity ``found`` back to ``session``; the others are told it is active
+        again (or, if they saw it leave, that it joined)."""
+        member = self._dropped.pop(found["id"], None)
+        here = self.hub.rooms.get(room)
+        if member is not None and here is not None and here.members.get(member.id) is member:
+            # Still a member here: the same member, with a new session.
+            if member.timer is not None:
+                member.timer.cancel()
+                member.timer = None
+            member.session = session
+            self._members[session] = member
+            self._set_status(member, ACTIVE)
+            users = [r.state for r in self.hub.presence(room) if r.member != member.id]
+            return member, users
+        # Held by another node (or by nobody, after a restart): join with the same identity.
+        known = any(record.member == found["id"] for record in self.hub.presence(room))
+        color = await identity.choose_color(self.hub, room, found["id"], found["color"])
+        state = {**presence.first_state(found["id"], color, found["name"]),
+                 "pointer": found.get("pointer", "mouse")}  # fmt: skip
+        member = CursorMember(session, room, V2, state, key)
+        self._members[session] = member
+        data = presence.presence_data(member.id, ACTIVE) if known else presence.join_data(state)
+        present = await self.hub.join(room, member, data, state)
+        return member, [record.state for record in present if record.member != member.id]
+
+    # -- leaving ------------------------------------------------------------------------------
+
+    async def _on_drop(self, member: CursorMember) -> None:
+        """Its session ended without a bye: the others see it reconnecting, and its key gives
+        it back within the grace; a tutorial client (no key) leaves at once."""
+        member.session = None
+        if member.resume_key is None or self.resume_grace <= 0:
+            self._leave(member)
+            return
+        self._set_status(member, RECONNECTING)
+        self._dropped[member.id] = member
+        loop = asyncio.get_running_loop()
+        member.timer = loop.call_later(self.resume_grace + GRACE_MARGIN, self._expire, member)
+        try:
+            await self.store.put(
+                identity.store_key(member.resume_key),
+                identity.record(member.state, member.room),
+                self.resume_grace,
+            )
+        except StoreUnavailable as exc:
+            log.warning("resume store unavailable, %s cannot resume: %s", member.id, exc)
+
+    def _expire(self, member: CursorMember) -> None:
+        member.timer = None
+        if self._dropped.get(member.id) is member:
+            del self._dropped[member.id]
+        self._leave(member)
+
+    def _leave(self, member: CursorMember) -> None:
+        self.hub.leave(member.room, member, presence.leave_data(member.id))
+
+    # -- messages -----------------------------------------------------------------------------
+
+    def _set_status(self, member: CursorMember, status: str) -> None:
+        if member.state.get("status") == status:
+            return
+        member.state = {**member.state, "status": status}
+        data = presence.presence_data(member.id, status)
+        self.hub.notify(member.room, member, data, member.state)
 
     def _on_message(self, member: CursorMember, raw: str) -> None:
         try:
@@ -99,40 +218,45 @@ class CursorApp:
             if len(raw) * 4 > self.max_message_bytes and len(raw.encode()) > self.max_message_bytes:
                 raise BadMessage("message too large")
             if member.flavour == V2:
-                data, state = self._v2_move(member, raw)
+                self._v2_message(member, messages.parse_v2(raw, self.max_depth))
             else:
-                data, state = self._tutorial_move(member, raw)
+                self._tutorial_move(member, raw)
         except BadMessage as exc:
             self._refuse(member, str(exc))
+
+    def _v2_message(self, member: CursorMember, message: messages.V2Message) -> None:
+        if isinstance(message, messages.Status):
+            self._set_status(member, message.status)
             return
-        member.state = {**member.state, **state}
+        if isinstance(message, messages.Bye):  # the tab is gone for good: no grace
+            assert member.session is not None
+            self._members.pop(member.session, None)
+            member.session = None
+            self._leave(member)
+            return
+        self._set_status(member, ACTIVE)  # a move means active
+        state = member.state
+        name = state["name"] if message.name is None else message.name
+        pointer = message.pointer or state.get("pointer", "mouse")
+        member.state = {**state, "x": message.x, "y": message.y, "px": False, "name": name,
+                        "pointer": pointer}  # fmt: skip
+        data = {"type": "move", "sender": member.id, "color": state["color"], "name": name,
+                "x": message.x, "y": message.y, "pointer": pointer}  # fmt: skip
         self.hub.update(member.room, member, data, member.state)
 
-    def _v2_move(self, member: CursorMember, raw: str) -> tuple[JSON, JSON]:
-        x, y, name = messages.parse_v2_move(raw, self.max_depth)
-        if name is not None:
-            member.name = name
-        data = {
-            "type": "move",
-            "sender": member.id,
-            "color": member.color,
-            "name": member.name,
-            "x": x,
-            "y": y,
-        }
-        return data, {"x": x, "y": y, "px": False, "name": member.name}
-
-    def _tutorial_move(self, member: CursorMember, raw: str) -> tuple[JSON, JSON]:
+    def _tutorial_move(self, member: CursorMember, raw: str) -> None:
         data = messages.parse_tutorial_move(raw, self.max_depth)
         data["sender"] = member.id
-        data["color"] = member.color
-        return data, {"x": data["x"], "y": data["y"], "px": True}
+        data["color"] = member.state["color"]
+        member.state = {**member.state, "x": data["x"], "y": data["y"], "px": True}
+        self.hub.update(member.room, member, data, member.state)
 
     def _refuse(self, member: CursorMember, reason: str) -> None:
+        session = member.session
+        if session is None:
+            return
         if not member.warned:  # one line per misbehaving session, and few per address
             member.warned = True
-            self._abuse.warn(
-                member.session.remote, "refused message from %s: %s", member.id, reason
-            )
+            self._abuse.warn(session.remote, "refused message from %s: %s", member.id, reason)
         if member.flavour == V2:
-            member.session.send(messages.error(reason))
+            session.send(messages.error(reason))

@@ -12,6 +12,7 @@ import logging
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -48,9 +49,19 @@ _BRACKET_OR_STRING = re.compile(r'[\[\]{}]|"(?:[^"\\]|\\.)*"?', re.DOTALL)
 #: orjson encodes integers from i64's minimum to u64's maximum.
 _INT_RANGE = (-(2**63), 2**64 - 1)
 
+#: How a cursor is drawn; moves say which (the default: mouse).
+POINTERS = ("mouse", "touch", "pen")
+#: The statuses a client sets; ``reconnecting`` is the server's (its session dropped).
+CLIENT_STATUSES = ("active", "away")
+ACTIVE, AWAY, RECONNECTING = "active", "away", "reconnecting"
+
+#: Label colours, handed out per room (least used first, ties in this order). Each is either dark
+#: (white ink at >= 4.5:1 WCAG contrast, relative luminance <= 0.18) or light (dark ink at >= 4.5:1,
+#: luminance > 0.4), never in between, where an ink picked by a luminance threshold may fail. The
+#: order puts far-apart hues first, so a small room gets clearly different ones.
 PALETTE = (
-    "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324",
-    "#469990", "#800000", "#808000", "#000075", "#e6a800", "#dc143c", "#2e8b57", "#6a5acd",
+    "#c62828", "#1565c0", "#ffb300", "#2e7d32", "#6a1b9a", "#4fc3f7", "#ad1457", "#9ccc65",
+    "#00695c", "#f48fb1", "#283593", "#fdd835", "#5d4037", "#80cbc4", "#ffab91", "#e1bee7",
 )  # fmt: skip
 
 
@@ -168,15 +179,56 @@ def _object(raw: str, max_depth: int) -> tuple[dict[str, Any], bool]:
     return value, numbers_fit
 
 
+@dataclass(frozen=True, slots=True)
+class Move:
+    x: float
+    y: float
+    #: None when the message does not set them.
+    name: str | None = None
+    pointer: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class Bye:
+    pass
+
+
+V2Message = Move | Status | Bye
+
+
+def parse_v2(raw: str, max_depth: int = MAX_DEPTH) -> V2Message:
+    """A v2 client's message: a move, a presence status, or a bye."""
+    message, _ = _object(raw, max_depth)  # only the fields below are kept: checked below
+    kind = message.get("type")
+    if kind == "move":
+        x = _number(message.get("x"), 0.0, 1.0)
+        y = _number(message.get("y"), 0.0, 1.0)
+        name = clean_name(message["name"]) if "name" in message else None
+        pointer = message.get("pointer")
+        if pointer is not None and pointer not in POINTERS:
+            raise BadMessage("bad pointer")
+        return Move(x, y, name, pointer)
+    if kind == "presence":
+        status = message.get("status")
+        if status not in CLIENT_STATUSES:
+            raise BadMessage("bad status")
+        return Status(status)
+    if kind == "bye":
+        return Bye()
+    raise BadMessage("unknown type")
+
+
 def parse_v2_move(raw: str, max_depth: int = MAX_DEPTH) -> tuple[float, float, str | None]:
     """``(x, y, name)`` of a v2 move; name is None when the message does not set it."""
-    message, _ = _object(raw, max_depth)  # only x, y and name are kept: checked below
-    if message.get("type") != "move":
+    message = parse_v2(raw, max_depth)
+    if not isinstance(message, Move):
         raise BadMessage("unknown type")
-    x = _number(message.get("x"), 0.0, 1.0)
-    y = _number(message.get("y"), 0.0, 1.0)
-    name = clean_name(message["name"]) if "name" in message else None
-    return x, y, name
+    return message.x, message.y, message.name
 
 
 def parse_tutorial_move(raw: str, max_depth: int = MAX_DEPTH) -> dict[str, Any]:
@@ -193,9 +245,23 @@ def error(text: str) -> str:
     return orjson.dumps({"type": "error", "error": text}).decode()
 
 
-def welcome(user_id: str, color: str, room: str, users: list[JSON]) -> str:
+def welcome(
+    member: JSON, room: str, *, resume: str, resumed: bool, grace: float, users: list[JSON]
+) -> str:
+    """A v2 client's welcome: its identity (``member``: id, color, name), its resume key
+    (told to it alone), and everyone else present."""
     return orjson.dumps(
-        {"type": "welcome", "id": user_id, "color": color, "room": room, "users": users}
+        {
+            "type": "welcome",
+            "id": member["id"],
+            "color": member["color"],
+            "name": member["name"],
+            "room": room,
+            "resume": resume,
+            "resumed": resumed,
+            "grace": grace,
+            "users": users,
+        }
     ).decode()
 
 

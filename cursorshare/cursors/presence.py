@@ -1,28 +1,36 @@
 """The cursor app's presence: what a member's state holds, and what receivers are told of a
 presence change that came without a message (a backplane found it by itself).
 
-A member's state is ``{"id", "color", "name", "x", "y", "px"}``: ``x`` and ``y`` are null
-before its first move, and ``px`` says its last move came from a tutorial client (pixels). It
-is what a newcomer's welcome lists.
+A member's state is ``{"id", "color", "name", "x", "y", "px", "status", "pointer"}``: ``x``
+and ``y`` are null before its first move, ``px`` says its last move came from a tutorial
+client (pixels), ``status`` is active, away or reconnecting (its session dropped; it may
+resume), ``pointer`` how its cursor is drawn. It is what a newcomer's welcome lists.
 """
 
 from __future__ import annotations
 
 from ..hub import JSON, Change, Event, Kind, PresenceChange
+from .messages import ACTIVE
 
 
 def first_state(member: str, color: str, name: str) -> JSON:
     """A newcomer's state: not moved yet."""
-    return {"id": member, "color": color, "name": name, "x": None, "y": None, "px": False}
+    return {"id": member, "color": color, "name": name, "x": None, "y": None, "px": False,
+            "status": ACTIVE, "pointer": "mouse"}  # fmt: skip
 
 
 def join_data(state: JSON) -> JSON:
     return {"type": "join", "id": state.get("id"), "color": state.get("color"),
-            "name": state.get("name", "")}  # fmt: skip
+            "name": state.get("name", ""), "status": state.get("status", ACTIVE),
+            "pointer": state.get("pointer", "mouse")}  # fmt: skip
 
 
 def leave_data(member: str) -> JSON:
     return {"type": "leave", "id": member}
+
+
+def presence_data(member: str, status: str) -> JSON:
+    return {"type": "presence", "id": member, "status": status}
 
 
 def move_event(member: str, state: JSON) -> Event | None:
@@ -35,14 +43,14 @@ def move_event(member: str, state: JSON) -> Event | None:
     if state.get("px"):  # a tutorial client: its moves carry no type
         data = {"x": x, "y": y, "sender": member, "color": color}
     else:
-        name = state.get("name", "")
-        data = {"type": "move", "sender": member, "color": color, "name": name, "x": x, "y": y}
+        data = {"type": "move", "sender": member, "color": color, "name": state.get("name", ""),
+                "x": x, "y": y, "pointer": state.get("pointer", "mouse")}  # fmt: skip
     return Event(Kind.MOVE, member, data, state, local=False)
 
 
 class CursorPresence:
     """Tells receivers of a member they missed as a join and a move to its position; of a
-    member whose state changed meanwhile as a move; of a member gone as a leave."""
+    member whose state changed meanwhile as its status and a move; of one gone as a leave."""
 
     def events(self, change: PresenceChange) -> list[Event]:
         member, state = change.member, change.state
@@ -51,6 +59,9 @@ class CursorPresence:
         events = []
         if change.kind is Change.JOINED:
             events.append(Event(Kind.JOIN, member, join_data(state), state, local=False))
+        elif "status" in state:
+            data = presence_data(member, state["status"])
+            events.append(Event(Kind.NOTICE, member, data, state, local=False))
         move = move_event(member, state)
         if move is not None:
             events.append(move)

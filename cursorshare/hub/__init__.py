@@ -7,6 +7,7 @@ from .backplane import Backplane, BackplaneState, InMemoryBackplane, RemoteListe
 from .events import JSON, Batch, Event, Kind
 from .hub import Codec, Hub, HubStats, Member, Room
 from .presence import Change, PresenceChange, PresenceRecord, RecordTranslator, Translator
+from .store import MemoryTtlStore, StoreUnavailable, TtlStore, least_used
 
 __all__ = [
     "JSON",
@@ -21,10 +22,14 @@ __all__ = [
     "InMemoryBackplane",
     "Kind",
     "Member",
+    "MemoryTtlStore",
     "PresenceChange",
     "PresenceRecord",
     "RecordTranslator",
     "RemoteListener",
     "Room",
+    "StoreUnavailable",
     "Translator",
+    "TtlStore",
+    "least_used",
 ]

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from .events import JSON, Event
 from .presence import PresenceChange, PresenceRecord
+from .store import TtlStore
 
 
 class BackplaneState(enum.StrEnum):
@@ -62,6 +63,19 @@ class Backplane(abc.ABC):
     @abc.abstractmethod
     async def leave_room(self, room: str) -> None:
         """Stop receiving the room's events (no local member is left)."""
+
+    async def claim_slot(
+        self, room: str, member: str, slots: int, keep: int | None = None
+    ) -> int | None:
+        """Claim for ``member`` the least-used of ``slots`` slots among the members of ``room``
+        on every node (ties: the lowest), or the slot ``keep`` (a returning member), at once
+        for all nodes. None: there is no store shared with other nodes (this one, or the link
+        to it, is down): the caller chooses from the room's presence."""
+        return None
+
+    def shared_store(self) -> TtlStore | None:
+        """A record store shared by every node; None: only this process's (no other nodes)."""
+        return None
 
     def counters(self) -> dict[str, int]:
         """Running totals for /metrics (batches published, received, dropped...)."""

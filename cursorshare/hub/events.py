@@ -13,6 +13,9 @@ class Kind(enum.Enum):
     JOIN = "join"
     #: The sender's state changed (for the cursor app, a move); the latest one wins.
     MOVE = "move"
+    #: The sender's state changed, and receivers must be told this change (a status): never
+    #: coalesced away by a later one.
+    NOTICE = "notice"
     LEAVE = "leave"
 
 

@@ -170,27 +170,43 @@ class Hub:
         return snapshot
 
     def update(self, room_name: str, member: Member, data: JSON, state: JSON) -> None:
-        """``member``'s state is now ``state`` (whole); receivers are told ``data``."""
+        """``member``'s state is now ``state`` (whole); receivers are told ``data``, unless a
+        later update of the same tick replaces it."""
+        self._change(Kind.MOVE, room_name, member, data, state)
+
+    def notify(self, room_name: str, member: Member, data: JSON, state: JSON) -> None:
+        """Like `update`, but receivers are always told ``data`` (never coalesced away)."""
+        self._change(Kind.NOTICE, room_name, member, data, state)
+
+    def _change(self, kind: Kind, room_name: str, member: Member, data: JSON, state: JSON) -> None:
         room = self._rooms.get(room_name)
         if room is None or member.id not in room.members:
             return
         room.presence[member.id] = state
         room.changed[member.id] = state
-        self._add(room, Event(Kind.MOVE, member.id, data, state))
+        self._add(room, Event(kind, member.id, data, state))
 
     def leave(self, room_name: str, member: Member, data: JSON) -> None:
         room = self._rooms.get(room_name)
-        if room is None or room.members.pop(member.id, None) is None:
+        if room is None or not self._remove(room, member.id):
             return
+        room.presence.pop(member.id, None)
+        self._add(room, Event(Kind.LEAVE, member.id, data, {}))
+
+    def _remove(self, room: Room, member_id: str) -> bool:
+        """Take a local member out of ``room`` (its presence record stays for the caller to
+        settle); False when it was not there."""
+        member = room.members.pop(member_id, None)
+        if member is None:
+            return False
         flavour = room.by_flavour.get(member.flavour)
         if flavour is not None:
-            flavour.pop(member.id, None)
+            flavour.pop(member_id, None)
             if not flavour:
                 del room.by_flavour[member.flavour]
         self._lagging.pop(member, None)
-        room.presence.pop(member.id, None)
-        room.changed[member.id] = None
-        self._add(room, Event(Kind.LEAVE, member.id, data, {}))
+        room.changed[member_id] = None
+        return True
 
     # -- what the backplane reports (RemoteListener) -------------------------------------------
 
@@ -199,6 +215,8 @@ class Hub:
         if room is None:
             return
         for event in events:
+            if self._moved_away(room, event.sender, gone=event.kind is Kind.LEAVE):
+                continue
             if event.kind is Kind.LEAVE:
                 room.presence.pop(event.sender, None)
             else:
@@ -211,6 +229,8 @@ class Hub:
         if room is None:
             return
         for change in changes:
+            if self._moved_away(room, change.member, gone=change.kind is Change.LEFT):
+                continue
             if change.kind is Change.LEFT:
                 room.presence.pop(change.member, None)
             else:
@@ -219,6 +239,19 @@ class Hub:
                 event.local = False  # another node's member: never published from here
                 room.batch.add(event)
         self._mark_dirty(room)
+
+    def _moved_away(self, room: Room, member_id: str, *, gone: bool) -> bool:
+        """Settle news from another node of a member that is local here; True: ignore it.
+
+        Another node speaks for it when it moved there (an app resumed it on that node): a
+        departure is then the stale one of an earlier node, ignored; anything else means the
+        other node holds it now, so it ends here silently (receivers are told the news)."""
+        if member_id not in room.members:
+            return False
+        if gone:
+            return True
+        self._remove(room, member_id)
+        return False
 
     # -- flushing -------------------------------------------------------------------------------
 

@@ -104,6 +104,10 @@ class Peer:
         return time.monotonic() - start
 
     async def close(self) -> None:
+        """Leave as a closing tab does: a bye (the others see a leave at once), then close."""
+        if not self.client.ended:
+            with contextlib.suppress(Exception):  # the session may be gone already
+                await self.client.send({"type": "bye"})
         await self.client.close()
 
 

@@ -115,7 +115,9 @@ def find_session(served: Served, session_id: str) -> Session | None:
 
 async def test_slow_consumers_are_cut_off_without_hurting_the_room(cursor_server) -> None:
     served: Served = await cursor_server(
-        Settings(disconnect_delay=1.0, heartbeat_delay=5, tick_ms=30), sndbuf=SERVER_SNDBUF
+        # No resume grace: the members cut off leave at once, for the room's count below.
+        Settings(disconnect_delay=1.0, heartbeat_delay=5, tick_ms=30, resume_grace=0),
+        sndbuf=SERVER_SNDBUF,
     )
     hub = served.app[HUB]
     hub.max_lag_seconds = MAX_LAG_SECONDS

@@ -2,8 +2,8 @@
 
 200 cycles per transport against the real application in process, a few at a time. Each
 cycle opens a session (waits for `o`), then goes away the way a closing tab does. Once
-``disconnect_delay`` has passed, no session, room or cursor member may be left, and the
-process holds no more file descriptors than before (connections are not leaking).
+``disconnect_delay`` and the resume grace have passed, no session, room or cursor member may be
+left, and the process holds no more file descriptors than before (connections are not leaking).
 `scripts/soak.py` is the long version, against a server subprocess.
 """
 
@@ -24,6 +24,8 @@ from .conftest import TIMEOUT, Served, wait_until
 CYCLES = 200
 CONCURRENCY = 8
 DISCONNECT_DELAY = 0.3
+#: A v2 member whose session ended without a bye stays (reconnecting) this long.
+RESUME_GRACE = 0.3
 
 
 @pytest.mark.parametrize(
@@ -34,7 +36,12 @@ async def test_connect_disconnect_cycles_leave_nothing_behind(
     cursor_server, transport: str
 ) -> None:
     served: Served = await cursor_server(
-        Settings(disconnect_delay=DISCONNECT_DELAY, heartbeat_delay=5, tick_ms=30)
+        Settings(
+            disconnect_delay=DISCONNECT_DELAY,
+            heartbeat_delay=5,
+            tick_ms=30,
+            resume_grace=RESUME_GRACE,
+        )
     )
     process = psutil.Process()
     fds_before = process.num_fds()
@@ -57,7 +64,7 @@ async def test_connect_disconnect_cycles_leave_nothing_behind(
     hub = served.app[HUB]
     await wait_until(
         lambda: len(served.manager) == 0 and not hub.rooms and len(served.app[CURSORS]) == 0,
-        DISCONNECT_DELAY + TIMEOUT,
+        DISCONNECT_DELAY + RESUME_GRACE + 1 + TIMEOUT,  # 1: the app's grace margin
         what=f"everything released after {CYCLES} {transport} cycles "
         f"(sessions {len(served.manager)}, rooms {list(hub.rooms)})",
     )

@@ -150,6 +150,29 @@ async def test_remote_presence_follows_other_nodes_batches() -> None:
     assert not remote.tracks("r") and remote.records("r") == []
 
 
+async def test_a_member_that_moved_to_another_node_is_told_and_its_old_node_is_not() -> None:
+    # Issue #13: a member resumed on node n3 after its session on n2 dropped. A third node
+    # must tell its hub of the join from n3 (receivers see it active again), though it knew
+    # the member already; a join repeated by the same node (a reconcile told it) is not.
+    keys = KeyLayout()
+    remote = RemotePresence(
+        keys, NodeLiveness(keys, "n1", "abc", ttl=3, heartbeat=1), lambda r, m: False
+    )
+    listener = remote.listener = Listener()
+    await remote.open("r", not_linked)
+    remote.receive("r", "n2", "x", [Event(Kind.JOIN, "m", {}, {"s": 0})])
+    remote.receive("r", "n2", "x", [Event(Kind.JOIN, "m", {}, {"s": 0})])
+    remote.receive("r", "n3", "y", [Event(Kind.JOIN, "m", {}, {"s": 1})])
+    assert listener.events == [("r", "join", "m"), ("r", "join", "m")]
+    assert remote.records("r") == [PresenceRecord("m", {"s": 1})]
+    # Its stale departure from n2 (its grace ended there) changes nothing: n3 holds it now.
+    remote.receive("r", "n2", "x", [Event(Kind.LEAVE, "m", {}, {})])
+    assert remote.records("r") == [PresenceRecord("m", {"s": 1})]
+    remote.receive("r", "n3", "y", [Event(Kind.LEAVE, "m", {}, {})])
+    assert remote.records("r") == []
+    assert listener.events[2:] == [("r", "leave", "m")]
+
+
 def test_a_link_needs_a_channel_to_read_from() -> None:
     async def connected(client: object) -> None:
         return None

@@ -6,7 +6,8 @@ It is a few parts, each owning its state (see their modules):
 - `link.Link`: the connection, its subscriptions, reconnecting with backoff;
 - `liveness.NodeLiveness`: this node's liveness key, and which other nodes are alive;
 - `outbox.Outbox`: this node's batches and presence entries, and the single writer;
-- `presence.RemotePresence`: the members of other nodes: views, snapshots, sweeps, reconciles.
+- `presence.RemotePresence`: the members of other nodes: views, snapshots, sweeps, reconciles;
+- `shared.RedisTtlStore`, `shared.SlotClaims`: records with a TTL, and slots claimed per room.
 
 This class wires them and paces the upkeep: every ``sweep_interval`` seconds a sweep (or, every
 ``reconcile_interval`` seconds, and ``node_ttl`` seconds after each (re)connection, and when
@@ -26,12 +27,21 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from ...hub import JSON, Backplane, BackplaneState, Event, PresenceRecord, RemoteListener
+from ...hub import (
+    JSON,
+    Backplane,
+    BackplaneState,
+    Event,
+    PresenceRecord,
+    RemoteListener,
+    TtlStore,
+)
 from .keys import Batch, KeyLayout
 from .link import LINK_ERRORS, Link
 from .liveness import NodeLiveness
 from .outbox import Outbox
 from .presence import RemotePresence
+from .shared import RedisTtlStore, SlotClaims
 
 log = logging.getLogger("cursorshare.backplanes.redis")
 
@@ -69,6 +79,7 @@ class RedisBackplane(Backplane):
         batch_limit: int = 256,
         dirty_limit: int = 100_000,
         timeout: float = 2.0,
+        slot_hold: float = 10.0,
     ) -> None:
         self.node_id = node_id
         self.node_ttl = node_ttl
@@ -100,6 +111,8 @@ class RedisBackplane(Backplane):
             on_connect=self.liveness.claim,
             on_up=self._on_up,
         )
+        self.store = RedisTtlStore(self.link, self.keys)
+        self.slots = SlotClaims(self.link, self.keys, hold=slot_hold, ttl=presence_ttl)
         self._quiet_until = 0.0
         self._next_reconcile = 0.0
         self._foreign_warned = False
@@ -165,6 +178,14 @@ class RedisBackplane(Backplane):
             await self.link.unsubscribe(self.keys.channel(room))
         except LINK_ERRORS as exc:
             self.link.failed(exc)
+
+    async def claim_slot(
+        self, room: str, member: str, slots: int, keep: int | None = None
+    ) -> int | None:
+        return await self.slots.claim(room, member, slots, keep)
+
+    def shared_store(self) -> TtlStore:
+        return self.store
 
     def publish(self, room: str, events: list[Event], presence: dict[str, JSON | None]) -> None:
         if self.link.stopped or not (events or presence):

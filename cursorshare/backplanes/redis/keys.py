@@ -8,6 +8,10 @@ Keys and channels (``<p>`` is the prefix, ``cursorshare`` by default):
   the members present in the room on any node, with the process that wrote each entry.
 - ``<p>:nodes``: channel where a node says it (re)wrote its presence.
 - ``<p>:node:<id>``: the node's liveness key, holding its instance token.
+- ``<p>:slots:<room>``: hash ``member id -> "<slot>:<claimed at, ms>"``, the slots claimed in
+  the room (`CLAIM_SLOT`); a claim counts while its member is in the presence hash, or for
+  the hold after it was made (its entry is written a tick later).
+- ``<p>:kept:<key>``: a record of the shared `TtlStore`, with its TTL.
 """
 
 from __future__ import annotations
@@ -30,6 +34,42 @@ for i = 1, #ARGV, 2 do
   end
 end
 return removed
+"""
+
+
+#: Claim the least-used slot of a room for a member, atomically over every node. KEYS[1] is
+#: the room's slots hash, KEYS[2] its presence hash; ARGV: member, number of slots, the slot to
+#: keep ('' to choose), hold in ms, the hash's TTL in seconds. Claims of members neither
+#: present nor within the hold are removed. Returns the slot.
+CLAIM_SLOT = """
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local count, hold = tonumber(ARGV[2]), tonumber(ARGV[4])
+local used = {}
+for i = 0, count - 1 do used[i] = 0 end
+local claims = redis.call('HGETALL', KEYS[1])
+for i = 1, #claims, 2 do
+  local member = claims[i]
+  local slot, since = string.match(claims[i + 1], '^(%d+):(%d+)$')
+  slot, since = tonumber(slot), tonumber(since)
+  if member ~= ARGV[1] then
+    if slot and (since + hold > now_ms or redis.call('HEXISTS', KEYS[2], member) == 1) then
+      if used[slot] then used[slot] = used[slot] + 1 end
+    else
+      redis.call('HDEL', KEYS[1], member)
+    end
+  end
+end
+local chosen = tonumber(ARGV[3])
+if not chosen then
+  chosen = 0
+  for i = 1, count - 1 do
+    if used[i] < used[chosen] then chosen = i end
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], chosen .. ':' .. now_ms)
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return chosen
 """
 
 
@@ -68,6 +108,12 @@ class KeyLayout:
 
     def room_of_presence(self, key: bytes | str) -> str:
         return (text(key) or "")[len(self.presence("")) :]
+
+    def slots(self, room: str) -> str:
+        return f"{self.prefix}:slots:{room}"
+
+    def kept(self, key: str) -> str:
+        return f"{self.prefix}:kept:{key}"
 
     def node(self, node_id: str) -> str:
         return f"{self.prefix}:node:{node_id}"

@@ -18,7 +18,7 @@ import orjson
 from redis.asyncio import Redis
 
 from ...hub import JSON
-from .keys import DELETE_IF_CONTAINS, Entry, KeyLayout, script_args, text
+from .keys import DELETE_IF_CONTAINS, Entry, KeyLayout, needle, script_args, text
 
 log = logging.getLogger("cursorshare.backplanes.redis")
 
@@ -157,7 +157,11 @@ class Outbox:
                 pipe.hset(key, mapping=present)  # type: ignore[arg-type]
                 pipe.expire(key, self.presence_ttl)
             if absent:
-                pipe.hdel(key, *absent)
+                # Only this process's entries: a member that resumed on another node was
+                # re-written by it, and must stay.
+                mine = needle(self.instance)
+                stale: dict[str, bytes | str] = {member: mine for member in absent}
+                pipe.eval(DELETE_IF_CONTAINS, 1, key, *script_args(stale))
         for room, batch in batches:
             pipe.publish(self.keys.channel(room), batch)
         try:
@@ -190,6 +194,7 @@ class Outbox:
         pipe = client.pipeline(transaction=False)
         for room in self._local:
             pipe.expire(self.keys.presence(room), self.presence_ttl)
+            pipe.expire(self.keys.slots(room), self.presence_ttl)
         await pipe.execute()
 
     async def purge(self, client: Redis) -> None:

@@ -150,13 +150,16 @@ class RemotePresence:
             if event.kind is Kind.LEAVE:
                 if known is None:
                     continue  # already reported as left (sweep or reconcile)
+                if (known.node, known.inst) != (node, inst):
+                    continue  # the stale departure of a member another node holds now
                 del view.remote[member]
                 view.gone[member] = self._seq
             elif known is None or event.kind is Kind.JOIN:
                 view.remote[member] = _Remote(node, inst, event.state, self._seq)
                 view.gone.pop(member, None)
-                if known is not None:
+                if known is not None and (known.node, known.inst) == (node, inst):
                     continue  # a reconcile reported this join already
+                # else new here, or it moved from another node (it resumed there)
             else:
                 known.state = event.state
                 known.seq = self._seq

@@ -15,6 +15,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from cursorshare.cursors.app import BAD_ROOM
+from cursorshare.sockjs import CloseReason
 from tests.support.clients import SessionClosed, SockJSClient
 
 from .conftest import TICK_MS, Connect, is_move_from, query, welcome_of
@@ -222,6 +224,12 @@ async def test_a_malformed_room_closes_a_websocket_with_the_close_frame(
                 break
             frames.append(msg.data)
     assert frames == ["o", 'c[4001,"Invalid room"]']
+
+
+def test_the_bad_room_close_is_a_close_reason_like_every_other_close_code() -> None:
+    # Issue #12: every close code is a CloseReason, with its code and reason by name.
+    assert isinstance(BAD_ROOM, CloseReason)
+    assert (BAD_ROOM.code, BAD_ROOM.reason) == (4001, "Invalid room")
 
 
 async def test_a_64_char_room_is_fine(connect: Connect) -> None:

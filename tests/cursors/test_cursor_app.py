@@ -1,8 +1,9 @@
 """The cursor app end to end, v2 clients on every transport (docs/protocol.md).
 
 Every client of one room sees every other's moves whatever its transport; a newcomer is
-welcomed with everyone present; a client that goes away is reported as `leave` within
-disconnect_delay + 1 s; rooms are isolated; each flush reaches a websocket as one frame;
+welcomed with everyone present; a client that says bye is reported as `leave` at once, one
+that goes away without a bye as `reconnecting` within disconnect_delay + 1 s; rooms are
+isolated; each flush reaches a websocket as one frame;
 `/healthz` and `/metrics` answer.
 """
 
@@ -13,6 +14,7 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -21,10 +23,18 @@ from aiohttp.test_utils import TestServer
 
 from tests.support.clients import SockJSClient
 
-from .conftest import DISCONNECT_DELAY, TRANSPORTS, Connect, is_move_from, welcome_of
+from .conftest import (
+    DISCONNECT_DELAY,
+    TRANSPORTS,
+    Connect,
+    is_leave,
+    is_move_from,
+    is_presence,
+    welcome_of,
+)
 
 COLOR = re.compile(r"#[0-9a-f]{6}")
-#: A leave must reach the others before this many seconds have passed.
+#: A leave (or reconnecting) must reach the others before this many seconds have passed.
 LEAVE_DEADLINE = DISCONNECT_DELAY + 1.0
 
 
@@ -79,6 +89,7 @@ async def test_a_move_reaches_the_others_with_sender_color_and_name(connect: Con
         "name": "Ada",
         "x": 0.25,
         "y": 1,
+        "pointer": "mouse",
     }
     await mover.send({"type": "move", "x": 0, "y": 0, "name": "  Grace  "})
     message = await watcher.recv_json_until(is_move_from(me["id"], x=0))
@@ -114,15 +125,15 @@ async def test_a_newcomer_is_welcomed_with_everyone_present_and_their_last_posit
     assert users == {
         ada_id: {
             "id": ada_id, "color": ada_welcome["color"], "name": "Ada",
-            "x": 0.25, "y": 0.75, "px": False,
+            "x": 0.25, "y": 0.75, "px": False, "status": "active", "pointer": "mouse",
         },
         bob_welcome["id"]: {
             "id": bob_welcome["id"], "color": bob_welcome["color"], "name": "Bob",
-            "x": 0.5, "y": 0.5, "px": False,
+            "x": 0.5, "y": 0.5, "px": False, "status": "active", "pointer": "mouse",
         },
         idle_welcome["id"]: {
             "id": idle_welcome["id"], "color": idle_welcome["color"], "name": "Idle",
-            "x": None, "y": None, "px": False,
+            "x": None, "y": None, "px": False, "status": "active", "pointer": "mouse",
         },
     }  # fmt: skip
     assert welcome["id"] not in users
@@ -135,22 +146,25 @@ async def test_others_are_told_of_a_join(connect: Connect) -> None:
     newcomer = await connect("xhr-polling", room="joins", name="Nia")
     me = await welcome_of(newcomer)
     join = await watcher.recv_json_until(lambda m: m.get("type") == "join" and m["id"] == me["id"])
-    assert join == {"type": "join", "id": me["id"], "color": me["color"], "name": "Nia"}
+    assert join == {
+        "type": "join", "id": me["id"], "color": me["color"], "name": "Nia",
+        "status": "active", "pointer": "mouse",
+    }  # fmt: skip
 
 
 # -- leaving ------------------------------------------------------------------------------------
 
 
-async def assert_leave_before_deadline(watcher: SockJSClient, leaver_id: str, since: float) -> None:
+async def assert_told_before_deadline(
+    watcher: SockJSClient, predicate: Callable[[Any], bool], since: float
+) -> None:
     remaining = since + LEAVE_DEADLINE - time.monotonic()
-    await watcher.recv_json_until(
-        lambda m: m.get("type") == "leave" and m.get("id") == leaver_id, timeout=remaining
-    )
+    await watcher.recv_json_until(predicate, timeout=remaining)
     assert time.monotonic() - since < LEAVE_DEADLINE
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-async def test_a_client_that_goes_away_is_reported_as_leave(
+async def test_a_client_that_says_bye_is_reported_as_leave_at_once(
     connect: Connect, transport: str
 ) -> None:
     watcher = await connect("websocket", room="bye")
@@ -160,16 +174,35 @@ async def test_a_client_that_goes_away_is_reported_as_leave(
     await leaver.send({"type": "move", "x": 0.5, "y": 0.5})
     await watcher.recv_json_until(is_move_from(leaver_id))
 
+    said = time.monotonic()
+    await leaver.send({"type": "bye"})
+    await assert_told_before_deadline(watcher, is_leave(leaver_id), said)
+    assert not [m for m in watcher.skipped if m.get("type") == "presence"]
+    await leaver.close()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_client_that_goes_away_without_bye_is_reported_as_reconnecting(
+    connect: Connect, transport: str
+) -> None:
+    watcher = await connect("websocket", room="gone")
+    await welcome_of(watcher)
+    leaver = await connect(transport, room="gone")
+    leaver_id = (await welcome_of(leaver))["id"]
+    await leaver.send({"type": "move", "x": 0.5, "y": 0.5})
+    await watcher.recv_json_until(is_move_from(leaver_id))
+
     await leaver.close()
     gone = time.monotonic()
-    await assert_leave_before_deadline(watcher, leaver_id, gone)
+    await assert_told_before_deadline(watcher, is_presence(leaver_id, "reconnecting"), gone)
+    assert not [m for m in watcher.skipped if m.get("type") == "leave"]
 
 
 @pytest.mark.parametrize(
     ("transport", "method", "suffix"),
     [("xhr-polling", "POST", "xhr"), ("jsonp-polling", "GET", "jsonp?c=cb&")],
 )
-async def test_an_http_client_that_stops_polling_is_reported_as_leave(
+async def test_an_http_client_that_stops_polling_is_reported_as_reconnecting(
     connect: Connect, base_url: str, transport: str, method: str, suffix: str
 ) -> None:
     watcher = await connect("websocket", room="quiet")
@@ -185,7 +218,23 @@ async def test_an_http_client_that_stops_polling_is_reported_as_leave(
         join = await watcher.recv_json_until(
             lambda m: m.get("type") == "join" and m["id"] != watcher_id
         )
-        await assert_leave_before_deadline(watcher, join["id"], stopped)
+        await assert_told_before_deadline(watcher, is_presence(join["id"], "reconnecting"), stopped)
+
+
+@pytest.mark.parametrize("transport", ["websocket", "xhr-polling"])
+async def test_a_tutorial_client_that_goes_away_is_reported_as_leave(
+    connect: Connect, transport: str
+) -> None:
+    # A tutorial client has no resume key: it leaves at once, as before.
+    watcher = await connect("websocket", room="tut-bye")
+    watcher_id = (await welcome_of(watcher))["id"]
+    leaver = await connect(transport, room="tut-bye", v2=False)
+    join = await watcher.recv_json_until(
+        lambda m: m.get("type") == "join" and m["id"] != watcher_id
+    )
+    await leaver.close()
+    gone = time.monotonic()
+    await assert_told_before_deadline(watcher, is_leave(join["id"]), gone)
 
 
 # -- rooms --------------------------------------------------------------------------------------
@@ -203,8 +252,8 @@ async def test_rooms_are_isolated(connect: Connect) -> None:
     await a.send({"type": "move", "x": 0.3, "y": 0.3})
     await a2.send({"type": "move", "x": 0.4, "y": 0.4})
     await moves_seen(a, {a_id: 0.3, a2_id: 0.4})
-    await a2.close()
-    await a.recv_json_until(lambda m: m.get("type") == "leave" and m["id"] == a2_id)
+    await a2.send({"type": "bye"})
+    await a.recv_json_until(is_leave(a2_id))
 
     # Everything of room A has been flushed; now B's own move closes B's stream.
     await b.send({"type": "move", "x": 0.9, "y": 0.9})

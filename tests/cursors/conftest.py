@@ -1,7 +1,8 @@
 """Fixtures for the cursor app suite: the real application on a test server, and clients.
 
-The server is `build_app(Settings(disconnect_delay=1.0, heartbeat_delay=5, tick_ms=30))`
-served by pytest-aiohttp's `aiohttp_server` (which runs with handler_cancellation=True).
+The server is `build_app(Settings(disconnect_delay=1.0, heartbeat_delay=5, tick_ms=30,
+resume_grace=30))` (a module may override the `settings` fixture) served by pytest-aiohttp's
+`aiohttp_server` (which runs with handler_cancellation=True).
 Clients are the test SockJS clients of `tests.support.clients`; the `connect` fixture opens
 them and closes every one of them at teardown.
 """
@@ -24,7 +25,11 @@ from tests.support.clients import SockJSClient, make_client
 
 DISCONNECT_DELAY = 1.0
 TICK_MS = 30
-SETTINGS = Settings(disconnect_delay=DISCONNECT_DELAY, heartbeat_delay=5, tick_ms=TICK_MS)
+#: Long enough for any resume of a test to come within it.
+RESUME_GRACE = 30.0
+SETTINGS = Settings(
+    disconnect_delay=DISCONNECT_DELAY, heartbeat_delay=5, tick_ms=TICK_MS, resume_grace=RESUME_GRACE
+)
 
 #: The five transports every browser of ours may end up on.
 TRANSPORTS = ("websocket", "xhr-streaming", "eventsource", "xhr-polling", "jsonp-polling")
@@ -33,8 +38,13 @@ Connect = Callable[..., Awaitable[SockJSClient]]
 
 
 @pytest.fixture
-def app() -> web.Application:
-    return build_app(SETTINGS)
+def settings() -> Settings:
+    return SETTINGS
+
+
+@pytest.fixture
+def app(settings: Settings) -> web.Application:
+    return build_app(settings)
 
 
 @pytest.fixture
@@ -47,7 +57,9 @@ def base_url(server: TestServer) -> str:
     return str(server.make_url("/ws"))
 
 
-def query(*, v2: bool = True, room: str | None = None, name: str | None = None) -> str:
+def query(
+    *, v2: bool = True, room: str | None = None, name: str | None = None, resume: str | None = None
+) -> str:
     params: dict[str, str] = {}
     if v2:
         params["v"] = "2"
@@ -55,6 +67,8 @@ def query(*, v2: bool = True, room: str | None = None, name: str | None = None) 
         params["room"] = room
     if name is not None:
         params["name"] = name
+    if resume is not None:
+        params["resume"] = resume
     return urlencode(params)
 
 
@@ -69,13 +83,16 @@ async def connect(base_url: str) -> AsyncIterator[Connect]:
         v2: bool = True,
         room: str | None = None,
         name: str | None = None,
+        resume: str | None = None,
         raw_query: str | None = None,
     ) -> SockJSClient:
         client = make_client(transport)
         clients.append(client)
         await client.connect(
             base_url,
-            query=raw_query if raw_query is not None else query(v2=v2, room=room, name=name),
+            query=raw_query
+            if raw_query is not None
+            else query(v2=v2, room=room, name=name, resume=resume),
         )
         return client
 
@@ -90,6 +107,17 @@ async def welcome_of(client: SockJSClient, timeout: float = 5.0) -> dict[str, An
     message = await client.recv_json(timeout)
     assert message.get("type") == "welcome", message
     return message  # type: ignore[no-any-return]
+
+
+def is_presence(member: str, status: str) -> Callable[[Any], bool]:
+    """A predicate: a v2 presence message saying ``member`` is now ``status``."""
+    return lambda m: (
+        m.get("type") == "presence" and m.get("id") == member and m.get("status") == status
+    )
+
+
+def is_leave(member: str) -> Callable[[Any], bool]:
+    return lambda m: m.get("type") == "leave" and m.get("id") == member
 
 
 def is_move_from(sender: str, **fields: Any) -> Callable[[Any], bool]:

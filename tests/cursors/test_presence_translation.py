@@ -25,15 +25,19 @@ def decoded(flavour: str, events: list[Event]) -> list[dict[str, Any]]:
     return [orjson.loads(m) for m in orjson.loads(payload[1:])]
 
 
-V2_STATE = {"id": "v", "color": "#111", "name": "Ada", "x": 0.25, "y": 0.5, "px": False}
-PX_STATE = {"id": "t", "color": "#222", "name": "", "x": 640, "y": 200, "px": True}
+V2_STATE = {"id": "v", "color": "#111", "name": "Ada", "x": 0.25, "y": 0.5, "px": False,
+            "status": "away", "pointer": "pen"}  # fmt: skip
+PX_STATE = {"id": "t", "color": "#222", "name": "", "x": 640, "y": 200, "px": True,
+            "status": "active", "pointer": "mouse"}  # fmt: skip
 
 
 def test_a_missed_member_is_told_as_a_join_and_a_move_in_each_flavour_shape() -> None:
     assert decoded(V2, told(Change.JOINED, "v", V2_STATE)) == [
-        {"type": "join", "id": "v", "color": "#111", "name": "Ada"},
-        {"type": "move", "sender": "v", "color": "#111", "name": "Ada", "x": 0.25, "y": 0.5},
-    ]
+        {"type": "join", "id": "v", "color": "#111", "name": "Ada", "status": "away",
+         "pointer": "pen"},
+        {"type": "move", "sender": "v", "color": "#111", "name": "Ada", "x": 0.25, "y": 0.5,
+         "pointer": "pen"},
+    ]  # fmt: skip
     assert decoded(TUTORIAL, told(Change.JOINED, "v", V2_STATE)) == [
         {"x": 250, "y": 500, "sender": "v", "color": "#111"}
     ]
@@ -49,11 +53,16 @@ def test_a_missed_member_is_told_as_a_join_and_a_move_in_each_flavour_shape() ->
     assert codec.encode(TUTORIAL, told(Change.JOINED, "v", fresh)) is None
 
 
-def test_a_changed_member_is_told_as_a_move_and_a_gone_one_as_a_leave() -> None:
+def test_a_changed_member_is_told_as_its_status_and_a_move_and_a_gone_one_as_a_leave() -> None:
     assert decoded(V2, told(Change.UPDATED, "v", {**V2_STATE, "name": "Bea"})) == [
-        {"type": "move", "sender": "v", "color": "#111", "name": "Bea", "x": 0.25, "y": 0.5}
+        {"type": "presence", "id": "v", "status": "away"},
+        {"type": "move", "sender": "v", "color": "#111", "name": "Bea", "x": 0.25, "y": 0.5,
+         "pointer": "pen"},
+    ]  # fmt: skip
+    assert decoded(V2, told(Change.UPDATED, "v", {**V2_STATE, "x": None, "y": None})) == [
+        {"type": "presence", "id": "v", "status": "away"}
     ]
-    assert told(Change.UPDATED, "v", {**V2_STATE, "x": None, "y": None}) == []
+    assert codec.encode(TUTORIAL, told(Change.UPDATED, "v", {**V2_STATE, "x": None})) is None
     assert decoded(V2, told(Change.LEFT, "v", {})) == [{"type": "leave", "id": "v"}]
     assert codec.encode(TUTORIAL, told(Change.LEFT, "v", {})) is None
     every = [e for c in Change for e in told(c, "v", V2_STATE if c is not Change.LEFT else {})]

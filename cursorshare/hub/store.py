@@ -1,0 +1,64 @@
+"""Small shared records with a time to live, and slots claimed per room: what an app needs to
+keep an identity across reconnections and to spread members over a few slots (colours...).
+
+Both are generic: a record is opaque JSON under an opaque key, a slot is a number below N. In
+one process the `MemoryTtlStore` and `least_used` do; a backplane linking several nodes offers
+shared ones (`Backplane.shared_store`, `Backplane.claim_slot`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from .events import JSON
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be reached now (a shared store whose link is down)."""
+
+
+class TtlStore(Protocol):
+    async def put(self, key: str, record: JSON, ttl: float) -> None:
+        """Keep ``record`` under ``key`` for ``ttl`` seconds (replacing what was there)."""
+
+    async def take(self, key: str) -> JSON | None:
+        """Remove and return the record under ``key`` (None: none, or expired). Atomic: of
+        two concurrent takes of one key, one gets the record."""
+
+
+class MemoryTtlStore:
+    """A `TtlStore` in this process; expired records are dropped as later ones are put."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        #: key -> (clock time it expires, record), in the order they were put.
+        self._records: OrderedDict[str, tuple[float, JSON]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    async def put(self, key: str, record: JSON, ttl: float) -> None:
+        now = self._clock()
+        self._records.pop(key, None)
+        self._records[key] = (now + ttl, record)
+        # Oldest first: with one ttl (an app's grace) they also expire in this order.
+        while self._records:
+            first = next(iter(self._records.values()))
+            if first[0] > now:
+                break
+            self._records.popitem(last=False)
+
+    async def take(self, key: str) -> JSON | None:
+        found = self._records.pop(key, None)
+        if found is None or found[0] <= self._clock():
+            return None
+        return found[1]
+
+
+def least_used(taken: Iterable[int], slots: int) -> int:
+    """The slot below ``slots`` that fewest of ``taken`` hold (ties: the lowest)."""
+    counts = Counter(slot for slot in taken if 0 <= slot < slots)
+    return min(range(slots), key=lambda slot: (counts[slot], slot))
