@@ -26,6 +26,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, async_playwright
 
+from tests.support.server import free_port
 from tests.support.webapp import (
     ALL_TRANSPORTS,
     CHROMIUM,
@@ -38,7 +39,6 @@ from tests.support.webapp import (
     Apps,
     Server,
     assert_only_loopback,
-    free_port,
     start_server,
     stop_server,
 )
