@@ -163,7 +163,7 @@ async def test_second_receiver_is_refused_and_first_keeps_working(open_raw, fetc
 # ----------------------------------------------------------------------------- aborts
 
 
-async def test_aborted_xhr_poll_is_noticed_at_once(open_raw, fetch, recorder, sid):
+async def test_aborted_xhr_poll_is_noticed_at_once(open_raw, fetch, recorder, wait_receiving, sid):
     # /slow: heartbeat_delay=25 s, disconnect_delay=5 s, so only the abort itself can explain
     # a prompt CLOSE.
     url = f"/slow/000/{sid}"
@@ -171,7 +171,7 @@ async def test_aborted_xhr_poll_is_noticed_at_once(open_raw, fetch, recorder, si
 
     pending = await open_raw()
     await pending.send_request("POST", url + "/xhr")
-    await asyncio.sleep(0.2)  # let the server park the poll
+    await wait_receiving("slow", sid)  # the server parked the poll
     await pending.close()
 
     await recorder.wait_for(lambda: recorder.has(sid, MsgType.CLOSE), within=1.0)
@@ -241,12 +241,12 @@ async def test_app_close_with_custom_code_and_reason(fetch, recorder, sid):
     assert recorder.has(sid, MsgType.CLOSE)
 
 
-async def test_app_close_reaches_a_pending_poll(open_raw, fetch, sid):
+async def test_app_close_reaches_a_pending_poll(open_raw, fetch, wait_receiving, sid):
     url = f"/slow/000/{sid}"
     assert (await fetch("POST", url + "/xhr")).body == b"o\n"
     pending = await open_raw()
     await pending.send_request("POST", url + "/xhr")
-    await asyncio.sleep(0.2)
+    await wait_receiving("slow", sid)
     assert (await fetch("POST", url + "/xhr_send", body='["close-default"]')).status == 204
     head = await pending.read_head()
     assert head.status == 200
@@ -285,7 +285,6 @@ async def test_app_closed_session_is_removed_after_disconnect_delay(fetch, recor
     assert types == [MsgType.OPEN, MsgType.MESSAGE, MsgType.CLOSE, MsgType.CLOSED], types
     r = await fetch("POST", url + "/xhr")
     assert r.body == b"o\n"
-
 
 
 async def test_session_keeps_the_request_that_opened_it(aiohttp_server, new_sid):
