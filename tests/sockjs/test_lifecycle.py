@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from cursorshare.sockjs import MsgType, add_endpoint
+from cursorshare.sockjs import EndpointOptions, MsgType, add_endpoint
 
 TIMEOUT = 5.0
 PRELUDE = b"h" * 2048 + b"\n"
@@ -25,6 +25,24 @@ async def recv_text(ws, within=TIMEOUT):
     msg = await asyncio.wait_for(ws.receive(), within)
     assert msg.type is aiohttp.WSMsgType.TEXT, msg
     return msg.data
+
+
+# ----------------------------------------------------------------------------- defaults
+
+
+def test_an_endpoint_without_settings_has_the_spec_timings_and_response_limit():
+    # Protocol.test_simpleSession: a session times out after 5 s without a receiving
+    # connection and a heartbeat goes out every 25 s; XhrStreaming.test_response_limit: a
+    # streaming request is closed after 128 KiB by default (4096 B only on the test server).
+    manager = add_endpoint(web.Application(), _ignore, prefix="/defaults")
+    assert manager.options == EndpointOptions()
+    assert manager.options.disconnect_delay == 5.0
+    assert manager.options.heartbeat_delay == 25.0
+    assert manager.options.response_limit == 128 * 1024
+
+
+async def _ignore(msg, session):
+    pass
 
 
 # ----------------------------------------------------------------------------- heartbeats
