@@ -65,6 +65,10 @@ class BrokenFrame(ValueError):
     """A client sent something that is not JSON, or not the JSON SockJS expects."""
 
 
+class NotAnArray(BrokenFrame):
+    """Valid JSON that is not an array at all (sockjs-node answers it "Payload expected.")."""
+
+
 def decode_messages(payload: bytes | str, *, allow_single: bool = False) -> list[str]:
     """Messages from a client frame: a JSON array of strings.
 
@@ -76,6 +80,8 @@ def decode_messages(payload: bytes | str, *, allow_single: bool = False) -> list
         raise BrokenFrame("broken JSON") from exc
     if isinstance(value, str) and allow_single:
         return [value]
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+    if not isinstance(value, list):
+        raise NotAnArray("not an array")
+    if not all(isinstance(item, str) for item in value):
         raise BrokenFrame("not an array of strings")
     return value

@@ -1,7 +1,8 @@
 """Fixtures for the SockJS protocol conformance suite.
 
-The suite follows the literate test suite `sockjs-protocol.py` (sockjs/sockjs-protocol, 0.3.x),
-rewritten in pytest style, plus behaviours our issue asks for beyond it.
+The suite follows the literate test suite `sockjs-protocol.py` (sockjs/sockjs-protocol, master;
+the 0.3.3 text where master dropped a check), rewritten in pytest style, plus behaviours our
+issue asks for beyond it. docs/conformance.md maps every official test to ours.
 
 Endpoints served by the `server` fixture (one fresh aiohttp test server per test):
 
@@ -228,6 +229,23 @@ async def ws_connect(server: Any) -> AsyncIterator[Callable[..., Awaitable[Any]]
             with contextlib.suppress(OSError, TimeoutError):
                 await asyncio.wait_for(ws.close(), 1.0)
     await session.close()
+
+
+@pytest.fixture
+def wait_receiving(
+    managers: dict[str, Any], recorder: Recorder
+) -> Callable[[str, str], Awaitable[float]]:
+    """Wait until the endpoint's HTTP session ``session_id`` has a receiving request attached
+    (a parked poll or an open stream): the event the spec's `time.sleep(0.25)` stands for."""
+
+    async def go(endpoint: str, session_id: str) -> float:
+        def attached() -> bool:
+            session = managers[endpoint].http_session(session_id)
+            return session is not None and bool(session.receiving)
+
+        return await recorder.wait_for(attached)
+
+    return go
 
 
 @pytest.fixture

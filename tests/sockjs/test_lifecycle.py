@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from cursorshare.sockjs import MsgType, add_endpoint
+from cursorshare.sockjs import EndpointOptions, MsgType, add_endpoint
 
 TIMEOUT = 5.0
 PRELUDE = b"h" * 2048 + b"\n"
@@ -25,6 +25,24 @@ async def recv_text(ws, within=TIMEOUT):
     msg = await asyncio.wait_for(ws.receive(), within)
     assert msg.type is aiohttp.WSMsgType.TEXT, msg
     return msg.data
+
+
+# ----------------------------------------------------------------------------- defaults
+
+
+def test_an_endpoint_without_settings_has_the_spec_timings_and_response_limit():
+    # Protocol.test_simpleSession: a session times out after 5 s without a receiving
+    # connection and a heartbeat goes out every 25 s; XhrStreaming.test_response_limit: a
+    # streaming request is closed after 128 KiB by default (4096 B only on the test server).
+    manager = add_endpoint(web.Application(), _ignore, prefix="/defaults")
+    assert manager.options == EndpointOptions()
+    assert manager.options.disconnect_delay == 5.0
+    assert manager.options.heartbeat_delay == 25.0
+    assert manager.options.response_limit == 128 * 1024
+
+
+async def _ignore(msg, session):
+    pass
 
 
 # ----------------------------------------------------------------------------- heartbeats
@@ -163,7 +181,7 @@ async def test_second_receiver_is_refused_and_first_keeps_working(open_raw, fetc
 # ----------------------------------------------------------------------------- aborts
 
 
-async def test_aborted_xhr_poll_is_noticed_at_once(open_raw, fetch, recorder, sid):
+async def test_aborted_xhr_poll_is_noticed_at_once(open_raw, fetch, recorder, wait_receiving, sid):
     # /slow: heartbeat_delay=25 s, disconnect_delay=5 s, so only the abort itself can explain
     # a prompt CLOSE.
     url = f"/slow/000/{sid}"
@@ -171,7 +189,7 @@ async def test_aborted_xhr_poll_is_noticed_at_once(open_raw, fetch, recorder, si
 
     pending = await open_raw()
     await pending.send_request("POST", url + "/xhr")
-    await asyncio.sleep(0.2)  # let the server park the poll
+    await wait_receiving("slow", sid)  # the server parked the poll
     await pending.close()
 
     await recorder.wait_for(lambda: recorder.has(sid, MsgType.CLOSE), within=1.0)
@@ -241,12 +259,12 @@ async def test_app_close_with_custom_code_and_reason(fetch, recorder, sid):
     assert recorder.has(sid, MsgType.CLOSE)
 
 
-async def test_app_close_reaches_a_pending_poll(open_raw, fetch, sid):
+async def test_app_close_reaches_a_pending_poll(open_raw, fetch, wait_receiving, sid):
     url = f"/slow/000/{sid}"
     assert (await fetch("POST", url + "/xhr")).body == b"o\n"
     pending = await open_raw()
     await pending.send_request("POST", url + "/xhr")
-    await asyncio.sleep(0.2)
+    await wait_receiving("slow", sid)
     assert (await fetch("POST", url + "/xhr_send", body='["close-default"]')).status == 204
     head = await pending.read_head()
     assert head.status == 200
@@ -285,7 +303,6 @@ async def test_app_closed_session_is_removed_after_disconnect_delay(fetch, recor
     assert types == [MsgType.OPEN, MsgType.MESSAGE, MsgType.CLOSE, MsgType.CLOSED], types
     r = await fetch("POST", url + "/xhr")
     assert r.body == b"o\n"
-
 
 
 async def test_session_keeps_the_request_that_opened_it(aiohttp_server, new_sid):

@@ -3,8 +3,6 @@ HandlingClose). Chunks are read off the wire one by one: each frame is one HTTP 
 
 from __future__ import annotations
 
-import asyncio
-
 from cursorshare.sockjs import MsgType
 
 NOT_CACHED = "no-store, no-cache, no-transform, must-revalidate, max-age=0"
@@ -159,7 +157,7 @@ async def test_aborted_xhr_streaming_then_new_request_gets_open_or_1002(open_raw
     assert await r2.read_chunk() == b""
 
     await r1.close()
-    # Give the server the moment it needs to see the socket go (the spec relies on timing).
+    # Wait for the server to see the socket go (the spec relies on timing).
     await recorder.wait_for(lambda: recorder.has(sid, MsgType.CLOSE), within=2.0)
 
     r3 = await open_raw()
@@ -168,13 +166,15 @@ async def test_aborted_xhr_streaming_then_new_request_gets_open_or_1002(open_raw
     assert await r3.read_chunk() in (b"o\n", b'c[1002,"Connection interrupted"]\n')
 
 
-async def test_aborted_xhr_poll_then_new_poll_gets_open_or_1002(open_raw, fetch, recorder, sid):
+async def test_aborted_xhr_poll_then_new_poll_gets_open_or_1002(
+    open_raw, fetch, recorder, wait_receiving, sid
+):
     url = f"/echo/000/{sid}"
     assert (await fetch("POST", url + "/xhr")).body == b"o\n"
 
     r1 = await open_raw()
     await r1.send_request("POST", url + "/xhr")
-    await asyncio.sleep(0.25)
+    await wait_receiving("echo", sid)
 
     r2 = await fetch("POST", url + "/xhr")
     assert r2.body == b'c[2010,"Another connection still open"]\n'

@@ -95,6 +95,20 @@ async def test_websocket_handshake_headers(open_raw, sid):
     assert "Content-Length" not in head.headers
 
 
+async def test_websocket_handshake_accepts_firefox_connection_header(open_raw, sid):
+    # sockjs-protocol 0.3.3, WebsocketHybi10.test_firefox_602_connection_header: Firefox sends
+    # `Connection: keep-alive, Upgrade` (it still does), and the upgrade must succeed. Master
+    # dropped the test with the hybi-07/08 versions it used; the header is checked here with 13.
+    conn = await open_raw()
+    head = await conn.request_head(
+        "GET",
+        f"/echo/000/{sid}/websocket",
+        headers={**UPGRADE, "Connection": "keep-alive, Upgrade"},
+    )
+    assert head.status == 101
+    assert head.headers["Sec-WebSocket-Accept"] == "HSmrc0sMlYUkAGmm5OPpG2HaGWk="
+
+
 async def test_websocket_empty_frame_and_empty_array_are_ignored(ws_connect, sid):
     ws = await ws_connect(f"/echo/000/{sid}/websocket")
     assert await recv_text(ws) == "o"

@@ -6,7 +6,7 @@ from urllib.parse import parse_qs
 
 from aiohttp import hdrs, web
 
-from ..frames import BrokenFrame, decode_messages
+from ..frames import BrokenFrame, NotAnArray, decode_messages
 from ..http import BodyTooLarge, error, read_body, session_headers
 from ..manager import SessionManager
 from ..remote import SessionGone
@@ -52,6 +52,8 @@ async def receive_messages(
         messages = decode_messages(payload)
     except BodyTooLarge:
         return error(413, "Payload too large.", headers)
+    except NotAnArray:
+        return error(500, "Payload expected.", headers)
     except BrokenFrame:
         return error(500, "Broken JSON encoding.", headers)
     try:
