@@ -58,6 +58,16 @@
   // opts: {base, room, name, transports, onOpen(transport), onMessage(m), onState(s)}
   // onState gets {state: connecting|open|retrying|held|failed|closed, code, reason, message,
   //               retryAt}
+  // a session id of [a-z0-9] (the alphabet sockjs-client itself uses), from a CSPRNG
+  function randomId(length) {
+    var alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
+    var bytes = new Uint8Array(length);
+    window.crypto.getRandomValues(bytes);
+    var id = '';
+    for (var i = 0; i < length; i++) id += alphabet.charAt(bytes[i] % alphabet.length);
+    return id;
+  }
+
   function Connection(opts) {
     this.opts = opts;
     this.sock = null;
@@ -102,9 +112,17 @@
     this.connects += 1;
     this.opts.onState({ state: 'connecting' });
     var transports = this.opts.transports;
+    // We name the session ourselves (sockjs-client's `server` and `sessionId` options) so the
+    // page knows its session URL: on pagehide a beacon can say bye over HTTP even when the
+    // transport itself (an iframe, a jsonp form) dies with the page before its send leaves.
+    var server = String(Math.floor(Math.random() * 1000));
+    var sessionId = randomId(16);
+    this.sessionUrl = this.opts.base + '/ws/' + server + '/' + sessionId;
+    var options = { server: server, sessionId: function () { return sessionId; } };
+    if (transports.length) options.transports = transports;
     var s;
     try {
-      s = new SockJS(this.url(), null, transports.length ? { transports: transports } : {});
+      s = new SockJS(this.url(), null, options);
     } catch (e) {
       console.error('cursorshare: cannot create SockJS', e);
       this.retry(null, String(e && e.message || e));
@@ -182,7 +200,12 @@
     clearTimeout(this.retryTimer);
     this.retryTimer = null;
     if (this.sock) {
-      this.send({ type: 'bye' });
+      var sent = this.send({ type: 'bye' });
+      if (this.sock.transport !== 'websocket' && this.sessionUrl && navigator.sendBeacon) {
+        // a beacon outlives the page; a second bye for a session already gone is a 404
+        var body = JSON.stringify([JSON.stringify({ type: 'bye' })]);
+        sent = navigator.sendBeacon(this.sessionUrl + '/xhr_send', body) || sent;
+      }
       this.sock.close();
     }
   };
