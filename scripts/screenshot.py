@@ -25,23 +25,10 @@ from playwright.async_api import Browser, async_playwright
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.support.server import ServerProcess
+from tests.support.webapp import CHROMIUM, CHROMIUM_ARGS
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "docs" / "screenshot.png"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-default-apps",
-    "--disable-extensions",
-    "--metrics-recording-only",
-    "--disable-breakpad",
-]
 VIEWPORT = {"width": 1280, "height": 720}
 ROOM = "design-review"
 OBSERVER = "Margaret"
