@@ -142,9 +142,10 @@ class Hub:
         return [PresenceRecord(member, state) for member, state in room.presence.items()]
 
     async def join(
-        self, room_name: str, member: Member, data: JSON, state: JSON
+        self, room_name: str, member: Member, data: JSON, state: JSON, *, grace: float = 0.0
     ) -> list[PresenceRecord]:
-        """Add ``member`` to a room with its whole ``state``; returns everyone already there."""
+        """Add ``member`` to a room with its whole ``state``; returns everyone already there.
+        ``grace``: how long it outlives this node, should the node die (`Backplane.outlive`)."""
         room = self._rooms.get(room_name)
         while room is not None and room.ready is not None and not room.ready.done():
             await asyncio.shield(room.ready)
@@ -154,7 +155,10 @@ class Hub:
             self._rooms[room_name] = room
             try:
                 for record in await self.backplane.join_room(room_name):
-                    room.presence[record.member] = record.state
+                    state_now = record.state
+                    if record.orphaned:
+                        state_now = self.translator.orphan(record.state)
+                    room.presence[record.member] = state_now
             except BaseException:
                 self._mark_dirty(room)  # nobody got in: the next flush frees it
                 raise
@@ -162,6 +166,7 @@ class Hub:
                 assert room.ready is not None
                 room.ready.set_result(None)
         snapshot = self.presence(room_name)
+        self.backplane.outlive(room_name, member.id, grace)
         room.members[member.id] = member
         room.by_flavour.setdefault(member.flavour, {})[member.id] = member
         room.presence[member.id] = state
@@ -229,8 +234,16 @@ class Hub:
         if room is None:
             return
         for change in changes:
-            if self._moved_away(room, change.member, gone=change.kind is Change.LEFT):
+            gone = change.kind in (Change.LEFT, Change.ORPHANED)
+            if self._moved_away(room, change.member, gone=gone):
                 continue
+            if change.kind is Change.ORPHANED:
+                known = room.presence.get(change.member)
+                state = self.translator.orphan(change.state)
+                if known == state:
+                    continue  # receivers know already (its node told them before it stopped)
+                kind = Change.JOINED if known is None else Change.ORPHANED
+                change = PresenceChange(kind, change.member, state)
             if change.kind is Change.LEFT:
                 room.presence.pop(change.member, None)
             else:
@@ -244,7 +257,7 @@ class Hub:
         """Settle news from another node of a member that is local here; True: ignore it.
 
         Another node speaks for it when it moved there (an app resumed it on that node): a
-        departure is then the stale one of an earlier node, ignored; anything else means the
+        departure (or its earlier node's death) is then stale news, ignored; anything else means the
         other node holds it now, so it ends here silently (receivers are told the news)."""
         if member_id not in room.members:
             return False
