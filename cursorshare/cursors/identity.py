@@ -25,8 +25,8 @@ def new_key() -> str:
 
 
 def new_id() -> str:
-    """A member id: public (every member of the room sees it), 64 random bits, so that ids
-    of a room never collide in practice (with 32 bits, ~77 000 members of one room already collide at even odds)."""
+    """A member id: public (every member of the room sees it); 64 random bits, so the ids of
+    a room never collide in practice (with 32 bits, ~77 000 members collide at even odds)."""
     return secrets.token_hex(8)
 
 
