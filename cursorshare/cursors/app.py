@@ -148,11 +148,16 @@ class CursorApp:
 
     async def _take(self, key: str, room: str) -> JSON | None:
         try:
-            found = await self.store.take(identity.store_key(key))
+            found = identity.identity_of(await self.store.take(identity.store_key(key)), room)
         except StoreUnavailable as exc:
             log.warning("resume store unavailable, a fresh identity is given: %s", exc)
             return None
-        return identity.identity_of(found, room)
+        if found is None or found["id"] in self._dropped:
+            return found
+        # Its record may outlive its grace a little (a dead holder's renewals): the identity
+        # comes back only while its member is still present (reconnecting) on some node.
+        present = await self.hub.everyone_in(room)
+        return found if any(record.member == found["id"] for record in present) else None
 
     async def _join(
         self, session: Session, room: str, flavour: str, name: str, key: str | None

@@ -141,11 +141,30 @@ class Hub:
             return []
         return [PresenceRecord(member, state) for member, state in room.presence.items()]
 
+    async def everyone_in(self, room_name: str) -> list[PresenceRecord]:
+        """Everyone present in a room, on any node, opening it here (asking the backplane)
+        when no member of this node is in it; it is closed again if nobody joins it."""
+        room = await self._open(room_name)
+        self._mark_dirty(room)  # the next flush frees it if nobody joined meanwhile
+        return self.presence(room_name)
+
     async def join(
         self, room_name: str, member: Member, data: JSON, state: JSON, *, grace: float = 0.0
     ) -> list[PresenceRecord]:
         """Add ``member`` to a room with its whole ``state``; returns everyone already there.
         ``grace``: how long it outlives this node, should the node die (`Backplane.outlive`)."""
+        room = await self._open(room_name)
+        snapshot = self.presence(room_name)
+        self.backplane.outlive(room_name, member.id, grace)
+        room.members[member.id] = member
+        room.by_flavour.setdefault(member.flavour, {})[member.id] = member
+        room.presence[member.id] = state
+        room.changed[member.id] = state
+        self._add(room, Event(Kind.JOIN, member.id, data, state))
+        return snapshot
+
+    async def _open(self, room_name: str) -> Room:
+        """The room, once the backplane has reported who is in it on other nodes."""
         room = self._rooms.get(room_name)
         while room is not None and room.ready is not None and not room.ready.done():
             await asyncio.shield(room.ready)
@@ -165,14 +184,7 @@ class Hub:
             finally:
                 assert room.ready is not None
                 room.ready.set_result(None)
-        snapshot = self.presence(room_name)
-        self.backplane.outlive(room_name, member.id, grace)
-        room.members[member.id] = member
-        room.by_flavour.setdefault(member.flavour, {})[member.id] = member
-        room.presence[member.id] = state
-        room.changed[member.id] = state
-        self._add(room, Event(Kind.JOIN, member.id, data, state))
-        return snapshot
+        return room
 
     def update(self, room_name: str, member: Member, data: JSON, state: JSON) -> None:
         """``member``'s state is now ``state`` (whole); receivers are told ``data``, unless a
