@@ -75,6 +75,8 @@ class Settings:
     workers: int = 1
     # Presence (issue #13).
     resume_grace: float = 120.0
+    max_dropped_per_address: int = 100
+    max_dropped: int = 20_000
 
 
 def endpoint_options(settings: Settings) -> EndpointOptions:
@@ -184,6 +186,12 @@ KNOBS = (
         float,
         "seconds a dropped client keeps its identity for a resume (others see it reconnecting)",
     ),
+    Knob(
+        "max_dropped_per_address",
+        int,
+        "members kept for a resume per client address; past it the oldest of them leaves",
+    ),
+    Knob("max_dropped", int, "members kept for a resume per process; past it the oldest leaves"),
 )
 
 

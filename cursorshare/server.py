@@ -79,7 +79,12 @@ def build_app(
         translator=CursorPresence(),
         tick=settings.tick_ms / 1000,
     )
-    cursors = CursorApp(hub, resume_grace=settings.resume_grace)
+    cursors = CursorApp(
+        hub,
+        resume_grace=settings.resume_grace,
+        max_dropped_per_address=settings.max_dropped_per_address,
+        max_dropped=settings.max_dropped,
+    )
     app = web.Application()
     app[HUB] = hub
     app[CURSORS] = cursors

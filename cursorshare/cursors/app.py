@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 from ..hub import JSON, Hub, MemoryTtlStore, StoreUnavailable, TtlStore
 from ..sockjs import CloseReason, MsgType, Session, SockjsMessage
 from ..sockjs.abuselog import AbuseLog
 from ..sockjs.messages import SLOW_CONSUMER
 from . import identity, messages, presence
+from .dropped import DroppedMembers
 from .messages import ACTIVE, RECONNECTING, TUTORIAL, V2, BadMessage
 
 log = logging.getLogger("cursorshare.cursors")
@@ -25,13 +28,18 @@ GRACE_MARGIN = 1.0
 class CursorMember:
     """A SockJS session seen as a hub member; without a session while it may be resumed."""
 
-    __slots__ = ("flavour", "id", "resume_key", "room", "session", "state", "timer", "warned")
+    __slots__ = (
+        "address", "flavour", "id", "resume_key", "room", "session", "state", "timer", "warned",
+        "writes",
+    )  # fmt: skip
 
     def __init__(
         self, session: Session, room: str, flavour: str, state: JSON, resume_key: str | None
     ) -> None:
         self.id: str = state["id"]
         self.session: Session | None = session
+        #: The client address of the session that opened it (bounds what it leaves behind).
+        self.address = session.remote or ""
         self.room = room
         self.flavour = flavour
         #: Its presence state (see `presence`): replaced, never mutated, on each change.
@@ -41,6 +49,9 @@ class CursorMember:
         #: Ends it when its grace is over, while it has no session.
         self.timer: asyncio.TimerHandle | None = None
         self.warned = False
+        #: Its resume record's writes, one at a time and in order (a hold must never land
+        #: after the release that followed it).
+        self.writes = asyncio.Lock()
 
     @property
     def backlog(self) -> int:
@@ -65,6 +76,8 @@ class CursorApp:
         max_message_bytes: int = 4096,
         max_depth: int = messages.MAX_DEPTH,
         resume_grace: float = 120.0,
+        max_dropped_per_address: int = 100,
+        max_dropped: int = 20_000,
         store: TtlStore | None = None,
     ) -> None:
         self.hub = hub
@@ -74,8 +87,16 @@ class CursorApp:
         self.store = store or hub.backplane.shared_store() or MemoryTtlStore()
         self._abuse = AbuseLog(log)
         self._members: dict[Session, CursorMember] = {}
-        #: Members whose session dropped, by id, until they resume or their grace ends.
-        self._dropped: dict[str, CursorMember] = {}
+        #: Members whose session dropped, until they resume or their grace ends.
+        self._dropped: DroppedMembers[CursorMember] = DroppedMembers(
+            per_address=max_dropped_per_address, total=max_dropped
+        )
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def dropped(self) -> int:
+        """Members kept for a resume (shown reconnecting) on this node."""
+        return len(self._dropped)
 
     def __len__(self) -> int:
         return len(self._members)
@@ -127,11 +148,16 @@ class CursorApp:
 
     async def _take(self, key: str, room: str) -> JSON | None:
         try:
-            found = await self.store.take(identity.store_key(key))
+            found = identity.identity_of(await self.store.take(identity.store_key(key)), room)
         except StoreUnavailable as exc:
             log.warning("resume store unavailable, a fresh identity is given: %s", exc)
             return None
-        return identity.identity_of(found, room)
+        if found is None or found["id"] in self._dropped:
+            return found
+        # Its record may outlive its grace a little (a dead holder's renewals): the identity
+        # comes back only while its member is still present (reconnecting) on some node.
+        present = await self.hub.everyone_in(room)
+        return found if any(record.member == found["id"] for record in present) else None
 
     async def _join(
         self, session: Session, room: str, flavour: str, name: str, key: str | None
@@ -141,7 +167,9 @@ class CursorApp:
         state = presence.first_state(member_id, color, name)
         member = CursorMember(session, room, flavour, state, key)
         self._members[session] = member
-        present = await self.hub.join(room, member, presence.join_data(state), state)
+        data = presence.join_data(state)
+        present = await self.hub.join(room, member, data, state, grace=self._grace_of(member))
+        await self._hold(member)
         return member, [record.state for record in present if record.member != member_id]
 
     async def _resume(
@@ -149,7 +177,7 @@ class CursorApp:
     ) -> tuple[CursorMember, list[JSON]]:
         """Give the identity ``found`` back to ``session``; the others are told it is active
         again (or, if they saw it leave, that it joined)."""
-        member = self._dropped.pop(found["id"], None)
+        member = self._dropped.pop(found["id"])
         here = self.hub.rooms.get(room)
         if member is not None and here is not None and here.members.get(member.id) is member:
             # Still a member here: the same member, with a new session.
@@ -157,8 +185,10 @@ class CursorApp:
                 member.timer.cancel()
                 member.timer = None
             member.session = session
+            member.address = session.remote or ""
             self._members[session] = member
             self._set_status(member, ACTIVE)
+            await self._hold(member)
             users = [r.state for r in self.hub.presence(room) if r.member != member.id]
             return member, users
         # Held by another node (or by nobody, after a restart): join with the same identity.
@@ -169,8 +199,39 @@ class CursorApp:
         member = CursorMember(session, room, V2, state, key)
         self._members[session] = member
         data = presence.presence_data(member.id, ACTIVE) if known else presence.join_data(state)
-        present = await self.hub.join(room, member, data, state)
+        present = await self.hub.join(room, member, data, state, grace=self._grace_of(member))
+        await self._hold(member)
         return member, [record.state for record in present if record.member != member.id]
+
+    def _grace_of(self, member: CursorMember) -> float:
+        """How long ``member`` may be resumed after its session drops (0: it cannot be)."""
+        return self.resume_grace if member.resume_key is not None else 0.0
+
+    async def _hold(self, member: CursorMember) -> None:
+        """Keep the member's resume record current while its session lives: should this node
+        die, its client resumes it on another node (the store keeps it past this process)."""
+        if member.resume_key is None or self.resume_grace <= 0:
+            return
+        async with member.writes:
+            if member.session is None:
+                return  # dropped meanwhile: its record was released (or discarded) already
+            record = identity.record(member.state, member.room)
+            await self.store.hold(identity.store_key(member.resume_key), record, self.resume_grace)
+
+    async def _discard(self, member: CursorMember) -> None:
+        if member.resume_key is None:
+            return
+        try:
+            async with member.writes:
+                await self.store.discard(identity.store_key(member.resume_key))
+        except StoreUnavailable as exc:  # its record expires at the end of the grace
+            log.warning("resume store unavailable, %s's record is kept: %s", member.id, exc)
+
+    def _spawn(self, write: Coroutine[Any, Any, None]) -> None:
+        """Run a record write without making the caller wait (it is kept until done)."""
+        task = asyncio.get_running_loop().create_task(write)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # -- leaving ------------------------------------------------------------------------------
 
@@ -182,22 +243,36 @@ class CursorApp:
             self._leave(member)
             return
         self._set_status(member, RECONNECTING)
-        self._dropped[member.id] = member
+        for evicted in self._dropped.add(member):
+            self._evict(evicted)
+        if member.id not in self._dropped:
+            return  # past the bounds itself (a bound of 0)
         loop = asyncio.get_running_loop()
         member.timer = loop.call_later(self.resume_grace + GRACE_MARGIN, self._expire, member)
         try:
-            await self.store.put(
-                identity.store_key(member.resume_key),
-                identity.record(member.state, member.room),
-                self.resume_grace,
-            )
+            async with member.writes:
+                await self.store.put(
+                    identity.store_key(member.resume_key),
+                    identity.record(member.state, member.room),
+                    self.resume_grace,
+                )
         except StoreUnavailable as exc:
             log.warning("resume store unavailable, %s cannot resume: %s", member.id, exc)
 
     def _expire(self, member: CursorMember) -> None:
         member.timer = None
-        if self._dropped.get(member.id) is member:
-            del self._dropped[member.id]
+        self._dropped.pop(member.id)
+        self._leave(member)
+
+    def _evict(self, member: CursorMember) -> None:
+        """Past the bounds on dropped members: it leaves now, and its key gives nothing back
+        (unless another node resumed it meanwhile: then that node holds the record)."""
+        if member.timer is not None:
+            member.timer.cancel()
+            member.timer = None
+        here = self.hub.rooms.get(member.room)
+        if here is not None and here.members.get(member.id) is member:
+            self._spawn(self._discard(member))
         self._leave(member)
 
     def _leave(self, member: CursorMember) -> None:
@@ -232,6 +307,7 @@ class CursorApp:
             assert member.session is not None
             self._members.pop(member.session, None)
             member.session = None
+            self._spawn(self._discard(member))
             self._leave(member)
             return
         self._set_status(member, ACTIVE)  # a move means active
@@ -240,6 +316,8 @@ class CursorApp:
         pointer = message.pointer or state.get("pointer", "mouse")
         member.state = {**state, "x": message.x, "y": message.y, "px": False, "name": name,
                         "pointer": pointer}  # fmt: skip
+        if name != state["name"] or pointer != state.get("pointer", "mouse"):
+            self._spawn(self._hold(member))  # its resume record gives back the name it has now
         data = {"type": "move", "sender": member.id, "color": state["color"], "name": name,
                 "x": message.x, "y": message.y, "pointer": pointer}  # fmt: skip
         self.hub.update(member.room, member, data, member.state)

@@ -25,7 +25,9 @@ def new_key() -> str:
 
 
 def new_id() -> str:
-    return secrets.token_hex(4)
+    """A member id: public (every member of the room sees it); 64 random bits, so the ids of
+    a room never collide in practice (with 32 bits, ~77 000 members collide at even odds)."""
+    return secrets.token_hex(8)
 
 
 def store_key(key: str) -> str:

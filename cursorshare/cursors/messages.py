@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,8 +41,20 @@ TUTORIAL_PAGE = 1000
 MAX_DEPTH = 32
 
 _ROOM = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
-#: Control characters, and the lone surrogates that a JSON escape can make (UTF-8 has none).
-_UNFIT_FOR_NAME = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+#: Unicode categories a name may not hold: controls (Cc), format characters (Cf: bidi
+#: overrides and isolates, zero-width spaces and joiners, the BOM, tag characters...), lone
+#: surrogates (Cs, which a JSON escape can make), private use (Co), unassigned (Cn), and line
+#: and paragraph separators (Zl, Zp). Each either shows nothing or changes how the rest of the
+#: label reads, so a name could pass for another one (U+202E turns "Ada\u202eevE" around).
+_UNFIT_CATEGORIES = frozenset(("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"))
+#: Characters of other categories that show nothing (Unicode's Default_Ignorable_Code_Point
+#: outside Cf, and the Hangul fillers that render blank): a name of them looks empty, or like
+#: another name. The emoji presentation selectors U+FE0E and U+FE0F stay allowed (they only
+#: pick how the character before them is drawn).
+_INVISIBLE = re.compile(
+    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u2800\u3164\ufe00-\ufe0d\uffa0"
+    "\U000e0100-\U000e01ef]"
+)
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 #: Outside a string, a bracket; or a whole string (closing quote optional, so that an
 #: unterminated one ends the scan instead of making the regex backtrack).
@@ -80,9 +93,18 @@ def clean_name(name: object) -> str:
     if not isinstance(name, str):
         raise BadMessage("bad name")
     name = name.strip()
-    if len(name) > MAX_NAME or _UNFIT_FOR_NAME.search(name):
+    if len(name) > MAX_NAME or not _fit_for_name(name):
         raise BadMessage("bad name")
     return name
+
+
+def _fit_for_name(name: str) -> bool:
+    """Whether every character of ``name`` shows, and none changes how the others read."""
+    if name.isascii():
+        return name.isprintable()  # ASCII: refuses exactly the controls
+    if _INVISIBLE.search(name):
+        return False
+    return not any(unicodedata.category(char) in _UNFIT_CATEGORIES for char in name)
 
 
 def _number(value: object, low: float, high: float) -> float:

@@ -10,7 +10,7 @@ resume), ``pointer`` how its cursor is drawn. It is what a newcomer's welcome li
 from __future__ import annotations
 
 from ..hub import JSON, Change, Event, Kind, PresenceChange
-from .messages import ACTIVE
+from .messages import ACTIVE, RECONNECTING
 
 
 def first_state(member: str, color: str, name: str) -> JSON:
@@ -50,12 +50,19 @@ def move_event(member: str, state: JSON) -> Event | None:
 
 class CursorPresence:
     """Tells receivers of a member they missed as a join and a move to its position; of a
-    member whose state changed meanwhile as its status and a move; of one gone as a leave."""
+    member whose state changed meanwhile as its status and a move; of one whose node died as
+    reconnecting (it may resume elsewhere within its grace); of one gone as a leave."""
+
+    def orphan(self, state: JSON) -> JSON:
+        return {**state, "status": RECONNECTING}
 
     def events(self, change: PresenceChange) -> list[Event]:
         member, state = change.member, change.state
         if change.kind is Change.LEFT:
             return [Event(Kind.LEAVE, member, leave_data(member), {}, local=False)]
+        if change.kind is Change.ORPHANED:
+            data = presence_data(member, state.get("status", RECONNECTING))
+            return [Event(Kind.NOTICE, member, data, state, local=False)]
         events = []
         if change.kind is Change.JOINED:
             events.append(Event(Kind.JOIN, member, join_data(state), state, local=False))

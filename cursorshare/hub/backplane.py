@@ -73,6 +73,13 @@ class Backplane(abc.ABC):
         to it, is down): the caller chooses from the room's presence."""
         return None
 
+    def outlive(self, room: str, member: str, seconds: float) -> None:
+        """``member``, of this node, may come back (on any node) within ``seconds`` of losing
+        its connection: should this node die, or stop, meanwhile, the others keep it present
+        (`Change.ORPHANED`) that long before it leaves. 0 (the default): it leaves with its
+        node. Without other nodes there is nothing to do."""
+        return None
+
     def shared_store(self) -> TtlStore | None:
         """A record store shared by every node; None: only this process's (no other nodes)."""
         return None

@@ -141,10 +141,30 @@ class Hub:
             return []
         return [PresenceRecord(member, state) for member, state in room.presence.items()]
 
+    async def everyone_in(self, room_name: str) -> list[PresenceRecord]:
+        """Everyone present in a room, on any node, opening it here (asking the backplane)
+        when no member of this node is in it; it is closed again if nobody joins it."""
+        room = await self._open(room_name)
+        self._mark_dirty(room)  # the next flush frees it if nobody joined meanwhile
+        return self.presence(room_name)
+
     async def join(
-        self, room_name: str, member: Member, data: JSON, state: JSON
+        self, room_name: str, member: Member, data: JSON, state: JSON, *, grace: float = 0.0
     ) -> list[PresenceRecord]:
-        """Add ``member`` to a room with its whole ``state``; returns everyone already there."""
+        """Add ``member`` to a room with its whole ``state``; returns everyone already there.
+        ``grace``: how long it outlives this node, should the node die (`Backplane.outlive`)."""
+        room = await self._open(room_name)
+        snapshot = self.presence(room_name)
+        self.backplane.outlive(room_name, member.id, grace)
+        room.members[member.id] = member
+        room.by_flavour.setdefault(member.flavour, {})[member.id] = member
+        room.presence[member.id] = state
+        room.changed[member.id] = state
+        self._add(room, Event(Kind.JOIN, member.id, data, state))
+        return snapshot
+
+    async def _open(self, room_name: str) -> Room:
+        """The room, once the backplane has reported who is in it on other nodes."""
         room = self._rooms.get(room_name)
         while room is not None and room.ready is not None and not room.ready.done():
             await asyncio.shield(room.ready)
@@ -154,20 +174,17 @@ class Hub:
             self._rooms[room_name] = room
             try:
                 for record in await self.backplane.join_room(room_name):
-                    room.presence[record.member] = record.state
+                    state_now = record.state
+                    if record.orphaned:
+                        state_now = self.translator.orphan(record.state)
+                    room.presence[record.member] = state_now
             except BaseException:
                 self._mark_dirty(room)  # nobody got in: the next flush frees it
                 raise
             finally:
                 assert room.ready is not None
                 room.ready.set_result(None)
-        snapshot = self.presence(room_name)
-        room.members[member.id] = member
-        room.by_flavour.setdefault(member.flavour, {})[member.id] = member
-        room.presence[member.id] = state
-        room.changed[member.id] = state
-        self._add(room, Event(Kind.JOIN, member.id, data, state))
-        return snapshot
+        return room
 
     def update(self, room_name: str, member: Member, data: JSON, state: JSON) -> None:
         """``member``'s state is now ``state`` (whole); receivers are told ``data``, unless a
@@ -229,8 +246,16 @@ class Hub:
         if room is None:
             return
         for change in changes:
-            if self._moved_away(room, change.member, gone=change.kind is Change.LEFT):
+            gone = change.kind in (Change.LEFT, Change.ORPHANED)
+            if self._moved_away(room, change.member, gone=gone):
                 continue
+            if change.kind is Change.ORPHANED:
+                known = room.presence.get(change.member)
+                state = self.translator.orphan(change.state)
+                if known == state:
+                    continue  # receivers know already (its node told them before it stopped)
+                kind = Change.JOINED if known is None else Change.ORPHANED
+                change = PresenceChange(kind, change.member, state)
             if change.kind is Change.LEFT:
                 room.presence.pop(change.member, None)
             else:
@@ -244,7 +269,7 @@ class Hub:
         """Settle news from another node of a member that is local here; True: ignore it.
 
         Another node speaks for it when it moved there (an app resumed it on that node): a
-        departure is then the stale one of an earlier node, ignored; anything else means the
+        departure (or its earlier node's death) is then stale news, ignored; anything else means the
         other node holds it now, so it ends here silently (receivers are told the news)."""
         if member_id not in room.members:
             return False

@@ -22,11 +22,17 @@ class PresenceRecord:
 
     member: str
     state: JSON
+    #: Its node is gone; it may come back (on any node) until its grace ends. ``state`` is
+    #: the last one its node wrote: the hub shows `Translator.orphan` of it.
+    orphaned: bool = False
 
 
 class Change(enum.Enum):
     JOINED = "joined"
     UPDATED = "updated"
+    #: Its node is gone, but it stays for its grace (it may resume on another node): the
+    #: state is the last one its node wrote.
+    ORPHANED = "orphaned"
     LEFT = "left"
 
 
@@ -44,10 +50,18 @@ class Translator(Protocol):
     def events(self, change: PresenceChange) -> list[Event]:
         """The events that tell receivers of ``change`` (none when they need not know)."""
 
+    def orphan(self, state: JSON) -> JSON:
+        """The state of a member whose node is gone while it may come back (``state``: the
+        last one its node wrote)."""
+
 
 class RecordTranslator:
     """For a hub without an app's translator: receivers are told the record itself."""
 
     def events(self, change: PresenceChange) -> list[Event]:
-        kind = {Change.JOINED: Kind.JOIN, Change.UPDATED: Kind.MOVE, Change.LEFT: Kind.LEAVE}
+        kind = {Change.JOINED: Kind.JOIN, Change.UPDATED: Kind.MOVE,
+                Change.ORPHANED: Kind.NOTICE, Change.LEFT: Kind.LEAVE}  # fmt: skip
         return [Event(kind[change.kind], change.member, dict(change.state), change.state, False)]
+
+    def orphan(self, state: JSON) -> JSON:
+        return state

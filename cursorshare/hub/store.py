@@ -24,24 +24,44 @@ class TtlStore(Protocol):
     async def put(self, key: str, record: JSON, ttl: float) -> None:
         """Keep ``record`` under ``key`` for ``ttl`` seconds (replacing what was there)."""
 
+    async def hold(self, key: str, record: JSON, ttl: float) -> None:
+        """Keep ``record`` under ``key`` held by this process (replacing what was there): no
+        take gets it while this process lives, and it is kept ``ttl`` seconds (at least) after
+        this process is gone, for a take on another one. Never raises: a shared store that
+        cannot be reached now writes it once it can."""
+
+    async def discard(self, key: str) -> None:
+        """Remove the record under ``key``, unless another process holds it now."""
+
     async def take(self, key: str) -> JSON | None:
-        """Remove and return the record under ``key`` (None: none, or expired). Atomic: of
-        two concurrent takes of one key, one gets the record."""
+        """Remove and return the record under ``key`` (None: none, expired, or held by a
+        process that lives). Atomic: of two concurrent takes of one key, one gets the record."""
 
 
 class MemoryTtlStore:
-    """A `TtlStore` in this process; expired records are dropped as later ones are put."""
+    """A `TtlStore` in this process; expired records are dropped as later ones are put. A held
+    record is this process's own, so no take gets it until it is put (released) or discarded."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         #: key -> (clock time it expires, record), in the order they were put.
         self._records: OrderedDict[str, tuple[float, JSON]] = OrderedDict()
+        self._held: set[str] = set()
 
     def __len__(self) -> int:
-        return len(self._records)
+        return len(self._records) + len(self._held)
+
+    async def hold(self, key: str, record: JSON, ttl: float) -> None:
+        self._records.pop(key, None)
+        self._held.add(key)
+
+    async def discard(self, key: str) -> None:
+        self._records.pop(key, None)
+        self._held.discard(key)
 
     async def put(self, key: str, record: JSON, ttl: float) -> None:
         now = self._clock()
+        self._held.discard(key)
         self._records.pop(key, None)
         self._records[key] = (now + ttl, record)
         # Oldest first: with one ttl (an app's grace) they also expire in this order.

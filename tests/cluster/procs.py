@@ -103,13 +103,13 @@ class RedisServer:
 class Node:
     """One cursorshare server process (`tests.support.server.ServerProcess`)."""
 
-    def __init__(self, node_id: str, redis_url: str, tmp: Path) -> None:
+    def __init__(self, node_id: str, redis_url: str, tmp: Path, *flags: str) -> None:
         self.node_id = node_id
         self.redis_url = redis_url
         self.log = tmp / f"{node_id}.log"
-        self.server = ServerProcess.cursorshare(
-            "--redis-url", redis_url, "--node-id", node_id, "--disconnect-delay", "1", log=self.log
-        )
+        self.flags = ("--redis-url", redis_url, "--node-id", node_id, "--disconnect-delay", "1",
+                      *flags)  # fmt: skip
+        self.server = ServerProcess.cursorshare(*self.flags, log=self.log)
         self.port = self.server.port
 
     @property
@@ -125,6 +125,9 @@ class Node:
         return f"{self.url}/ws"
 
     def spawn(self) -> None:
+        """Start the node; again after it stopped: a new process, same id, port and flags."""
+        if self.server.process is not None:
+            self.server = ServerProcess.cursorshare(*self.flags, log=self.log, port=self.port)
         self.server.spawn()
 
     async def healthz(self) -> dict[str, Any]:
@@ -268,8 +271,12 @@ class Cluster:
         self.nodes: list[Node] = []
         self.proxies: list[HAProxy] = []
 
-    async def start_nodes(self, count: int) -> list[Node]:
-        new = [Node(f"n{len(self.nodes) + i + 1}", self.redis.url, self.tmp) for i in range(count)]
+    async def start_nodes(self, count: int, *flags: str) -> list[Node]:
+        """``count`` more nodes, each run with the serve ``flags`` (`--resume-grace 2`...)."""
+        new = [
+            Node(f"n{len(self.nodes) + i + 1}", self.redis.url, self.tmp, *flags)
+            for i in range(count)
+        ]
         self.nodes += new
         for node in new:
             node.spawn()

@@ -13,6 +13,7 @@ every case below has one answer everywhere.
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from cursorshare.cursors.messages import (
@@ -140,3 +141,36 @@ def test_a_name_with_a_lone_surrogate_is_refused_wherever_it_comes_from(name: st
 def test_a_flat_message_with_many_brackets_in_strings_is_not_too_deep() -> None:
     name = "[{" * 16
     assert parse_v2_move('{"type":"move","x":0,"y":0,"name":"' + name + '"}')[2] == name
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Ada\u202eevE",  # RIGHT-TO-LEFT OVERRIDE (Cf): the label reads "AdaEve" backwards
+        "Ada\u2066x\u2069",  # LEFT-TO-RIGHT ISOLATE ... POP DIRECTIONAL ISOLATE (Cf)
+        "A\u200bda",  # ZERO WIDTH SPACE (Cf): looks like "Ada"
+        "A\u200dda",  # ZERO WIDTH JOINER (Cf)
+        "\ufeffAda",  # BYTE ORDER MARK / ZERO WIDTH NO-BREAK SPACE (Cf)
+        "Ada\U000e0041",  # TAG LATIN CAPITAL LETTER A (Cf)
+        "\u00adAda",  # SOFT HYPHEN (Cf)
+        "\u3164",  # HANGUL FILLER (Lo, but blank): a name that looks empty
+        "A\u034fda",  # COMBINING GRAPHEME JOINER (Mn, default ignorable)
+        "Ada\ufe00",  # VARIATION SELECTOR-1 (Mn, default ignorable)
+        "A\u2028da",  # LINE SEPARATOR (Zl)
+        "\ue000",  # private use (Co)
+        "\u0378",  # unassigned (Cn)
+    ],
+)
+def test_a_name_with_an_invisible_or_format_character_is_refused(name: str) -> None:
+    """The red-team finding: bidi overrides and zero-width characters let a name pass for
+    another one. The same check covers the session URL's `name` (refused: no name)."""
+    with pytest.raises(BadMessage, match=r"^bad name$"):
+        clean_name(name)
+    message = orjson.dumps({"type": "move", "x": 0, "y": 0, "name": name}).decode()
+    with pytest.raises(BadMessage, match=r"^bad name$"):
+        parse_v2_move(message)
+
+
+@pytest.mark.parametrize("name", ["Zoë", "日本語", "Ada Lovelace", "❤️", "\U0001f600", "Ana\u00a0B"])
+def test_names_in_any_script_and_emoji_with_their_presentation_selector_pass(name: str) -> None:
+    assert clean_name(name) == name

@@ -520,6 +520,9 @@ class TaggingTranslator:
         data = {"change": change.kind.value, "x": change.state.get("x")}
         return [Event(kind[change.kind], change.member, data, change.state)]
 
+    def orphan(self, state: JSON) -> JSON:
+        return state
+
 
 async def test_presence_lists_members_of_every_node_with_their_whole_state(
     make_hub: MakeHub,

@@ -8,7 +8,18 @@ import asyncio
 
 import pytest
 
-from cursorshare.hub import Event, Hub, Kind, MemoryTtlStore, least_used
+from cursorshare.hub import (
+    JSON,
+    Change,
+    Event,
+    Hub,
+    Kind,
+    MemoryTtlStore,
+    PresenceChange,
+    PresenceRecord,
+    RecordTranslator,
+    least_used,
+)
 from tests.hub.test_hub import (
     CountingCodec,
     FakeMember,
@@ -154,3 +165,92 @@ def test_least_used_slot() -> None:
     assert least_used([0, 1, 2, 3], 4) == 0
     assert least_used([0, 0, 1, 1, 2, 3], 4) == 2
     assert least_used([7, -1, 0], 2) == 1  # out-of-range slots count for nothing
+
+
+# -- members whose node died, kept for their grace ------------------------------------------------
+
+
+class StatusTranslator(RecordTranslator):
+    """Shows an orphan as ``status: gone-quiet``, as an app would show it reconnecting."""
+
+    def orphan(self, state: JSON) -> JSON:
+        return {**state, "status": "gone-quiet"}
+
+
+@pytest.fixture
+async def translating_hub() -> tuple[Hub, RecordingBackplane]:
+    far = PresenceRecord("far", {"id": "far", "x": 2}, orphaned=True)
+    backplane = RecordingBackplane([far])
+    hub = Hub(CountingCodec(), backplane=backplane, translator=StatusTranslator(), tick=60.0)
+    await hub.start()
+    return hub, backplane
+
+
+async def test_an_orphan_is_told_once_and_newcomers_see_the_translators_state(
+    translating_hub: tuple[Hub, RecordingBackplane],
+) -> None:
+    hub, backplane = translating_hub
+    watcher = FakeMember("w")
+    # A member of a dead node found in the snapshot: shown as the app's orphan state.
+    assert await join(hub, "r", watcher) == [{"id": "far", "x": 2, "status": "gone-quiet"}]
+    await flushed(hub)
+    watcher.reset()
+    assert backplane.listener is not None
+    state = {"id": "m", "x": 4}
+    backplane.listener.remote_events("r", [Event(Kind.JOIN, "m", {"x": 4}, state, False)])
+    await flushed(hub)
+    watcher.reset()
+
+    orphaned = PresenceChange(Change.ORPHANED, "m", state)
+    backplane.listener.remote_presence("r", [orphaned])
+    backplane.listener.remote_presence("r", [orphaned])  # a second sweep, or another path
+    await flushed(hub)
+    assert watcher.events() == [("notice", "m", 4)]
+    assert {"id": "m", "x": 4, "status": "gone-quiet"} in await join(hub, "r", FakeMember("n"))
+    # An orphan this hub never heard of is a join, with the orphan's state.
+    backplane.listener.remote_presence("r", [PresenceChange(Change.ORPHANED, "new", state)])
+    await flushed(hub)
+    assert ("join", "new", 4) in watcher.events()
+
+
+async def test_a_member_that_resumed_here_is_not_orphaned_by_its_old_node(
+    translating_hub: tuple[Hub, RecordingBackplane],
+) -> None:
+    hub, backplane = translating_hub
+    here, watcher = FakeMember("h"), FakeMember("w")
+    for member in (here, watcher):
+        await join(hub, "r", member)
+    await flushed(hub)
+    watcher.reset()
+    assert backplane.listener is not None
+    backplane.listener.remote_presence("r", [PresenceChange(Change.ORPHANED, "h", {"id": "h"})])
+    await flushed(hub)
+    assert watcher.events() == []
+    assert "h" in hub.rooms["r"].members
+
+
+async def test_join_hands_the_members_grace_to_the_backplane() -> None:
+    graces: list[tuple[str, str, float]] = []
+
+    class Recording(RecordingBackplane):
+        def outlive(self, room: str, member: str, seconds: float) -> None:
+            graces.append((room, member, seconds))
+
+    hub = Hub(CountingCodec(), backplane=Recording(), tick=60.0)
+    await hub.start()
+    await hub.join("r", FakeMember("a"), {}, {"id": "a"}, grace=30.0)
+    await join(hub, "r", FakeMember("b"))
+    assert graces == [("r", "a", 30.0), ("r", "b", 0.0)]
+
+
+async def test_a_held_record_is_taken_by_nobody_until_it_is_put() -> None:
+    store = MemoryTtlStore()
+    await store.hold("k", {"id": "a"}, 60)
+    assert await store.take("k") is None  # its holder (this process) lives
+    await store.put("k", {"id": "a", "name": "Ada"}, 60)  # released, as when its session ends
+    assert await store.take("k") == {"id": "a", "name": "Ada"}
+    await store.hold("k", {"id": "a"}, 60)
+    await store.discard("k")
+    await store.put("other", {}, 60)
+    assert await store.take("k") is None
+    assert len(store) == 1

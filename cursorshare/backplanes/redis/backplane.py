@@ -100,7 +100,9 @@ class RedisBackplane(Backplane):
             batch_limit=batch_limit,
             dirty_limit=dirty_limit,
         )
-        self.remote = RemotePresence(self.keys, self.liveness, self.outbox.holds)
+        self.remote = RemotePresence(
+            self.keys, self.liveness, self.outbox.holds, hash_ttl=presence_ttl
+        )
         self.link = Link(
             url,
             [self.keys.nodes_channel],
@@ -111,7 +113,9 @@ class RedisBackplane(Backplane):
             on_connect=self.liveness.claim,
             on_up=self._on_up,
         )
-        self.store = RedisTtlStore(self.link, self.keys)
+        self.store = RedisTtlStore(
+            self.link, self.keys, node_id=node_id, instance=self.instance, verdict_wait=node_ttl
+        )
         self.slots = SlotClaims(self.link, self.keys, hold=slot_hold, ttl=presence_ttl)
         self._quiet_until = 0.0
         self._next_reconcile = 0.0
@@ -184,6 +188,9 @@ class RedisBackplane(Backplane):
     ) -> int | None:
         return await self.slots.claim(room, member, slots, keep)
 
+    def outlive(self, room: str, member: str, seconds: float) -> None:
+        self.outbox.outlive(room, member, seconds)
+
     def shared_store(self) -> TtlStore:
         return self.store
 
@@ -211,6 +218,7 @@ class RedisBackplane(Backplane):
         return [
             self.outbox.run(client),
             self.liveness.beat(client, self.outbox.rewrite_all),
+            self.store.keep_held(client),
             self._upkeep(client),
         ]
 

@@ -4,14 +4,19 @@ Keys and channels (``<p>`` is the prefix, ``cursorshare`` by default):
 
 - ``<p>:room:<room>``: pub/sub channel of a room. A message is one node's coalesced batch of one
   tick, ``{"node": id, "inst": token, "events": [Event.to_wire(), ...]}`` (orjson).
-- ``<p>:presence:<room>``: hash ``member id -> {"node": id, "inst": token, "state": {...}}``,
-  the members present in the room on any node, with the process that wrote each entry.
+- ``<p>:presence:<room>``: hash ``member id -> {"node": id, "inst": token, "state": {...},
+  "grace"?: seconds}``, the members present in the room on any node, with the process that
+  wrote each entry; ``grace``: how long the member stays after that process is gone (it may
+  resume on another node meanwhile).
+- ``<p>:orphans:<room>``: hash ``member id -> "<until, ms of Redis time>:<inst>"``, when each
+  member whose process is gone leaves (`STAMP_ORPHANS`: the first node to find it stamps it).
 - ``<p>:nodes``: channel where a node says it (re)wrote its presence.
 - ``<p>:node:<id>``: the node's liveness key, holding its instance token.
 - ``<p>:slots:<room>``: hash ``member id -> "<slot>:<claimed at, ms>"``, the slots claimed in
   the room (`CLAIM_SLOT`); a claim counts while its member is in the presence hash, or for
   the hold after it was made (its entry is written a tick later).
-- ``<p>:kept:<key>``: a record of the shared `TtlStore`, with its TTL.
+- ``<p>:kept:<key>``: a record of the shared `TtlStore`, with its TTL: hash ``record`` (JSON)
+  and, while a process holds it, ``node`` and ``inst`` (`TAKE_RECORD`, `DISCARD_RECORD`).
 """
 
 from __future__ import annotations
@@ -73,6 +78,84 @@ return chosen
 """
 
 
+#: Stamp when members of a gone process leave, atomically over every node. KEYS[1] is the
+#: room's orphans hash, KEYS[2] its presence hash; ARGV: the least TTL in seconds both hashes
+#: keep (the longest grace, at least), then member, inst, grace in ms for each. A member keeps
+#: the stamp of the same inst (the first node to find it gone made it), else gets now + grace.
+#: Returns Redis's now in ms, then each member's deadline.
+STAMP_ORPHANS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local out = {now}
+for i = 2, #ARGV, 3 do
+  local deadline = nil
+  local stamp = redis.call('HGET', KEYS[1], ARGV[i])
+  if stamp then
+    local at, by = string.match(stamp, '^(%d+):(.*)$')
+    if by == ARGV[i + 1] then deadline = tonumber(at) end
+  end
+  if not deadline then
+    deadline = now + tonumber(ARGV[i + 2])
+    redis.call('HSET', KEYS[1], ARGV[i], string.format('%d', deadline) .. ':' .. ARGV[i + 1])
+  end
+  out[#out + 1] = deadline
+end
+local ttl = tonumber(ARGV[1])
+for k = 1, 2 do
+  if redis.call('TTL', KEYS[k]) < ttl then redis.call('EXPIRE', KEYS[k], ttl) end
+end
+return out
+"""
+
+#: Take the shared record KEYS[1] unless a live process holds it; ARGV[1] is the prefix of
+#: node keys. Returns {'record', json}, {'held', node, ms left of that node's key}, or nil.
+TAKE_RECORD = """
+local v = redis.call('HMGET', KEYS[1], 'record', 'node', 'inst')
+if not v[1] then return nil end
+if v[2] then
+  local node_key = ARGV[1] .. v[2]
+  if redis.call('GET', node_key) == v[3] then
+    return {'held', v[2], redis.call('PTTL', node_key)}
+  end
+end
+redis.call('DEL', KEYS[1])
+return {'record', v[1]}
+"""
+
+#: Write again the records this process holds (KEYS), unless one was released or taken over
+#: since (it exists, and this process does not hold it). ARGV: node, inst, then the record's
+#: JSON and its TTL in ms for each key.
+RENEW_HELD = """
+for i = 1, #KEYS do
+  local v = redis.call('HMGET', KEYS[i], 'node', 'inst')
+  local exists = redis.call('EXISTS', KEYS[i]) == 1
+  if not exists or (v[1] == ARGV[1] and v[2] == ARGV[2]) then
+    redis.call('HSET', KEYS[i], 'record', ARGV[i * 2 + 1], 'node', ARGV[1], 'inst', ARGV[2])
+    redis.call('PEXPIRE', KEYS[i], ARGV[i * 2 + 2])
+  end
+end
+return #KEYS
+"""
+
+#: Remove the shared record KEYS[1] unless another process holds it (ARGV: this node and
+#: instance): a member that resumed elsewhere keeps the record its new node holds.
+DISCARD_RECORD = """
+local v = redis.call('HMGET', KEYS[1], 'node', 'inst')
+if v[1] and (v[1] ~= ARGV[1] or v[2] ~= ARGV[2]) then return 0 end
+return redis.call('DEL', KEYS[1])
+"""
+
+
+def stamp_args(ttl: int, orphans: list[tuple[str, str, float]]) -> list[str | int]:
+    """STAMP_ORPHANS's ARGV for ``(member, inst, grace in seconds)``: the hashes keep at least
+    ``ttl`` seconds, and at least the longest grace."""
+    longest = max((grace for _, _, grace in orphans), default=0.0)
+    args: list[str | int] = [max(ttl, int(longest) + 1)]
+    for member, inst, grace in orphans:
+        args += [member, inst, int(grace * 1000)]
+    return args
+
+
 def text(value: object) -> str | None:
     """A value read from Redis as str (None when it is neither str nor bytes)."""
     if isinstance(value, bytes):
@@ -112,11 +195,18 @@ class KeyLayout:
     def slots(self, room: str) -> str:
         return f"{self.prefix}:slots:{room}"
 
+    def orphans(self, room: str) -> str:
+        return f"{self.prefix}:orphans:{room}"
+
     def kept(self, key: str) -> str:
         return f"{self.prefix}:kept:{key}"
 
     def node(self, node_id: str) -> str:
         return f"{self.prefix}:node:{node_id}"
+
+    @property
+    def node_prefix(self) -> str:
+        return self.node("")
 
     @property
     def nodes_channel(self) -> str:
@@ -126,14 +216,19 @@ class KeyLayout:
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """A member's presence entry: its state, and the process that wrote it."""
+    """A member's presence entry: its state, the process that wrote it, and how long the member
+    stays after that process is gone (0: it leaves with it)."""
 
     node: str
     inst: str
     state: JSON
+    grace: float = 0.0
 
     def encode(self) -> bytes:
-        return orjson.dumps({"node": self.node, "inst": self.inst, "state": self.state})
+        entry: JSON = {"node": self.node, "inst": self.inst, "state": self.state}
+        if self.grace > 0:
+            entry["grace"] = self.grace
+        return orjson.dumps(entry)
 
     @classmethod
     def decode(cls, raw: bytes | str) -> Entry | None:
@@ -147,7 +242,10 @@ class Entry:
         node, inst, state = value.get("node"), value.get("inst"), value.get("state")
         if not (isinstance(node, str) and isinstance(inst, str) and isinstance(state, dict)):
             return None
-        return cls(node, inst, state)
+        grace = value.get("grace", 0.0)
+        if isinstance(grace, bool) or not isinstance(grace, int | float) or not grace >= 0:
+            grace = 0.0
+        return cls(node, inst, state, float(grace))
 
 
 def needle(inst: str) -> bytes:

@@ -18,7 +18,16 @@ import orjson
 from redis.asyncio import Redis
 
 from ...hub import JSON
-from .keys import DELETE_IF_CONTAINS, Entry, KeyLayout, needle, script_args, text
+from .keys import (
+    DELETE_IF_CONTAINS,
+    STAMP_ORPHANS,
+    Entry,
+    KeyLayout,
+    needle,
+    script_args,
+    stamp_args,
+    text,
+)
 
 log = logging.getLogger("cursorshare.backplanes.redis")
 
@@ -52,6 +61,8 @@ class Outbox:
         self._batches: deque[tuple[str, bytes]] = deque()
         #: This node's members: room -> member -> encoded entry.
         self._local: dict[str, dict[str, bytes]] = {}
+        #: How long members stay after this process is gone: room -> member -> seconds.
+        self._grace: dict[str, dict[str, float]] = {}
         #: Members whose entry must be (re)written, or removed: room -> members.
         self._dirty: dict[str, set[str]] = {}
         self._dirty_count = 0
@@ -76,6 +87,16 @@ class Outbox:
         """Whether ``member`` is in ``room`` on this node."""
         return member in self._local.get(room, {})
 
+    def outlive(self, room: str, member: str, seconds: float) -> None:
+        """Write ``member``'s entries with this grace (until it leaves)."""
+        graces = self._grace.setdefault(room, {})
+        if seconds > 0:
+            graces[member] = seconds
+        else:
+            graces.pop(member, None)
+            if not graces:
+                del self._grace[room]
+
     def put(
         self, room: str, batch: bytes | None, presence: dict[str, JSON | None], *, away: bool
     ) -> None:
@@ -83,16 +104,21 @@ class Outbox:
         if presence:
             local = self._local.setdefault(room, {})
             dirty = self._dirty.setdefault(room, set())
+            graces = self._grace.get(room, {})
             for member, state in presence.items():
                 if state is None:
                     local.pop(member, None)
+                    graces.pop(member, None)
                 else:
-                    local[member] = Entry(self.node_id, self.instance, state).encode()
+                    grace = graces.get(member, 0.0)
+                    local[member] = Entry(self.node_id, self.instance, state, grace).encode()
                 if member not in dirty:
                     dirty.add(member)
                     self._dirty_count += 1
             if not local:
                 del self._local[room]
+            if not graces:
+                self._grace.pop(room, None)
             if away and self._dirty_count > self._dirty_threshold:
                 self.forget_departures()
         if batch is not None:
@@ -176,14 +202,24 @@ class Outbox:
         self.published += len(batches)
 
     async def farewell(self, client: Redis) -> None:
-        """On a clean stop: send what is pending, then remove this node's entries."""
+        """On a clean stop: send what is pending, then remove this node's entries, but those
+        of members with a grace: they stay, stamped to leave when it ends (they may resume on
+        another node, or on this one restarted, meanwhile)."""
         self._wake.set()
         await self._idle.wait()
         pipe = client.pipeline(transaction=False)
         for room, members in self._local.items():
-            pipe.hdel(self.keys.presence(room), *members)
+            graces = self._grace.get(room, {})
+            gone = [member for member in members if member not in graces]
+            if gone:
+                pipe.hdel(self.keys.presence(room), *gone)
+            if graces.keys() & members.keys():
+                orphans = [(m, self.instance, g) for m, g in graces.items() if m in members]
+                keys = (self.keys.orphans(room), self.keys.presence(room))
+                pipe.eval(STAMP_ORPHANS, 2, *keys, *stamp_args(self.presence_ttl, orphans))
         await pipe.execute()
         self._local.clear()
+        self._grace.clear()
         self._dirty.clear()
         self._dirty_count = 0
 
@@ -195,6 +231,7 @@ class Outbox:
         for room in self._local:
             pipe.expire(self.keys.presence(room), self.presence_ttl)
             pipe.expire(self.keys.slots(room), self.presence_ttl)
+            pipe.expire(self.keys.orphans(room), self.presence_ttl)
         await pipe.execute()
 
     async def purge(self, client: Redis) -> None:

@@ -3,9 +3,11 @@
 For each room this node has members in, a view holds the other nodes' members as this node
 told its hub. Batches from other nodes update it (and pass through to the hub). Snapshots of
 the room's hash start it when the hub opens the room. Sweeps report the members of dead nodes
-as left; reconciles compare whole records with the hash and report what this node missed
-(joins, leaves, and members whose state changed meanwhile). Reads of Redis are ordered against
-messages by a change counter, so a message that overtakes a read is never undone by it.
+as left, or, those whose entry has a grace, as orphaned until it ends (`STAMP_ORPHANS`: every
+node agrees when), then as left; reconciles compare whole records with the hash and report
+what this node missed (joins, leaves, and members whose state changed meanwhile). Reads of
+Redis are ordered against messages by a change counter, so a message that overtakes a read is
+never undone by it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,16 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 
 from ...hub import JSON, Change, Event, Kind, PresenceChange, PresenceRecord, RemoteListener
-from .keys import DELETE_IF_CONTAINS, Entry, KeyLayout, needle, script_args, text
+from .keys import (
+    DELETE_IF_CONTAINS,
+    STAMP_ORPHANS,
+    Entry,
+    KeyLayout,
+    needle,
+    script_args,
+    stamp_args,
+    text,
+)
 from .liveness import NodeLiveness, alive
 
 log = logging.getLogger("cursorshare.backplanes.redis")
@@ -32,6 +43,8 @@ class _Remote:
     state: JSON
     #: Value of the change counter when this member last changed.
     seq: int
+    #: Once its process is gone: when it leaves (ms of Redis time); None while it lives.
+    until: int | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -53,8 +66,12 @@ class RemotePresence:
         keys: KeyLayout,
         liveness: NodeLiveness,
         is_local: Callable[[str, str], bool],
+        *,
+        hash_ttl: int = 120,
     ) -> None:
         self.keys = keys
+        #: The least TTL of a room's hashes while orphans are in them.
+        self.hash_ttl = hash_ttl
         self.liveness = liveness
         #: Whether (room, member) is this node's own member.
         self._is_local = is_local
@@ -77,7 +94,10 @@ class RemotePresence:
         view = self._views.get(room)
         if view is None:
             return []
-        return [PresenceRecord(member, remote.state) for member, remote in view.remote.items()]
+        return [
+            PresenceRecord(member, remote.state, orphaned=remote.until is not None)
+            for member, remote in view.remote.items()
+        ]
 
     # -- rooms --------------------------------------------------------------------------------
 
@@ -184,48 +204,134 @@ class RemotePresence:
         tokens = await self.liveness.tokens(client, {entry.node for entry, _ in entries.values()})
         members: dict[str, _Remote] = {}
         stale: dict[str, bytes | str] = {}
+        fallen: dict[str, Entry] = {}
         own = self.liveness
         for member, (entry, raw) in entries.items():
-            if entry.node == own.node_id:
-                if entry.inst != own.instance or not self._is_local(room, member):
-                    stale[member] = raw  # an earlier life of this node, or a lost HDEL
-            elif not alive(tokens.get(entry.node), entry.inst):
-                stale[member] = raw
-            else:
+            if (entry.node, entry.inst) == (own.node_id, own.instance):
+                if not self._is_local(room, member):
+                    stale[member] = raw  # a lost HDEL
+            elif entry.node != own.node_id and alive(tokens.get(entry.node), entry.inst):
                 members[member] = _Remote(entry.node, entry.inst, entry.state, 0)
+            elif entry.grace > 0:
+                fallen[member] = entry  # its process is gone: it stays for its grace
+            else:
+                stale[member] = raw  # of a dead node, or of an earlier life of this one
+        if fallen:
+            now, deadlines = await self._stamp(client, room, fallen)
+            for member, entry in fallen.items():
+                if deadlines[member] > now:
+                    remote = _Remote(entry.node, entry.inst, entry.state, 0, deadlines[member])
+                    members[member] = remote
+                else:
+                    stale[member] = entries[member][1]
         if stale:
-            await client.eval(DELETE_IF_CONTAINS, 1, key, *script_args(stale))
+            pipe = client.pipeline(transaction=False)
+            pipe.eval(DELETE_IF_CONTAINS, 1, key, *script_args(stale))
+            pipe.hdel(self.keys.orphans(room), *stale)
+            await pipe.execute()
         return members
 
+    async def _stamp(
+        self, client: Redis, room: str, fallen: dict[str, Entry]
+    ) -> tuple[int, dict[str, int]]:
+        """Redis's time, and when each of ``fallen`` (members of gone processes) leaves."""
+        orphans = [(member, entry.inst, entry.grace) for member, entry in fallen.items()]
+        keys = (self.keys.orphans(room), self.keys.presence(room))
+        reply = await client.eval(STAMP_ORPHANS, 2, *keys, *stamp_args(self.hash_ttl, orphans))
+        now, *deadlines = (int(value) for value in reply)
+        return now, dict(zip(fallen, deadlines, strict=True))
+
     async def sweep(self, client: Redis) -> None:
-        """Report the members of dead nodes as left, and remove them from the rooms' hashes."""
+        """Report the members of dead nodes as orphaned (those with a grace: until it ends) or
+        left, and remove the entries of those who left from the rooms' hashes."""
         seq = self._seq
         nodes = {r.node for view in self._views.values() for r in view.remote.values()}
         tokens = await self.liveness.tokens(client, nodes)
-        dead: dict[str, dict[str, bytes | str]] = {}
+        # Members of gone processes this node knew as live, and orphans whose grace may be over.
+        fallen: dict[str, dict[str, _Remote]] = {}
+        orphans: dict[str, dict[str, _Remote]] = {}
         for room, view in self._views.items():
             if view.joining is not None:
                 continue
-            gone: dict[str, bytes | str] = {
-                member: needle(remote.inst)
-                for member, remote in view.remote.items()
-                if remote.seq <= seq and not alive(tokens.get(remote.node), remote.inst)
-            }
-            if not gone:
+            for member in [m for m in view.remote if self._is_local(room, m)]:
+                del view.remote[member]  # it resumed on this node: this node speaks for it
+            for member, remote in view.remote.items():
+                if remote.seq > seq:
+                    continue
+                if remote.until is not None:
+                    orphans.setdefault(room, {})[member] = remote
+                elif not alive(tokens.get(remote.node), remote.inst):
+                    fallen.setdefault(room, {})[member] = remote
+        if not (fallen or orphans):
+            return
+        deadlines, now = await self._deadlines(client, fallen)
+        gone: dict[str, dict[str, bytes | str]] = {}
+        for room, members in (*orphans.items(), *fallen.items()):
+            current = self._views.get(room)
+            if current is None or current.joining is not None:
                 continue
-            dead[room] = gone
-            for member in gone:
-                del view.remote[member]
+            changes: list[PresenceChange] = []
+            for member, remote in members.items():
+                if current.remote.get(member) is not remote or remote.seq > seq:
+                    continue  # it changed while Redis was read
+                until = remote.until
+                if until is None:
+                    until = deadlines[room].get(member, 0)
+                    if until is None:
+                        continue  # its entry is another process's now: its batch tells
+                if until > now:
+                    if remote.until is None:
+                        remote.until = until
+                        changes.append(PresenceChange(Change.ORPHANED, member, remote.state))
+                    continue
+                del current.remote[member]
                 self._seq += 1
-                view.gone[member] = self._seq
-            self.swept += len(gone)
-            log.info("%d members of dead nodes left room %s", len(gone), room)
-            self._report(room, [PresenceChange(Change.LEFT, member, {}) for member in gone])
-        if dead:
+                current.gone[member] = self._seq
+                gone.setdefault(room, {})[member] = needle(remote.inst)
+                changes.append(PresenceChange(Change.LEFT, member, {}))
+            if changes:
+                self.swept += len(changes)
+                log.info(
+                    "room %s: %d members of dead nodes left or wait to resume", room, len(changes)
+                )
+                self._report(room, changes)
+        if gone:
             pipe = client.pipeline(transaction=False)
-            for room, stale in dead.items():
+            for room, stale in gone.items():
                 pipe.eval(DELETE_IF_CONTAINS, 1, self.keys.presence(room), *script_args(stale))
+                pipe.hdel(self.keys.orphans(room), *stale)
             await pipe.execute()
+
+    async def _deadlines(
+        self, client: Redis, fallen: dict[str, dict[str, _Remote]]
+    ) -> tuple[dict[str, dict[str, int | None]], int]:
+        """When each member of ``fallen`` leaves, from its entry: 0 (now) when it has no grace
+        or no entry, None when another process re-wrote its entry (it resumed there: that
+        node's batch tells); and Redis's time now (ms)."""
+        rooms = list(fallen)
+        pipe = client.pipeline(transaction=False)
+        pipe.time()
+        for room in rooms:
+            pipe.hmget(self.keys.presence(room), list(fallen[room]))
+        clock, *replies = await pipe.execute()
+        now = int(clock[0]) * 1000 + int(clock[1]) // 1000
+        deadlines: dict[str, dict[str, int | None]] = {}
+        for room, values in zip(rooms, replies, strict=True):
+            found: dict[str, int | None] = {}
+            graced: dict[str, Entry] = {}
+            for (member, remote), raw in zip(fallen[room].items(), values, strict=True):
+                entry = None if raw is None else Entry.decode(raw)
+                if entry is not None and entry.inst != remote.inst:
+                    found[member] = None
+                elif entry is not None and entry.grace > 0:
+                    graced[member] = entry
+                else:
+                    found[member] = 0
+            if graced:
+                _, stamped = await self._stamp(client, room, graced)
+                found.update(stamped)
+            deadlines[room] = found
+        return deadlines, now
 
     async def reconcile(self, client: Redis, room: str) -> None:
         """Compare the room's hash with what the hub was told; report the difference."""
@@ -241,8 +347,18 @@ class RemotePresence:
         for member, remote in present.items():
             known = view.remote.get(member)
             if known is not None:
-                # Still there; a state it reached while batches were lost is caught up.
-                if known.seq <= seq and known.state != remote.state:
+                if known.seq > seq:
+                    continue  # a batch told of it while the hash was read
+                if remote.until is not None:
+                    if known.until is None:  # its process is gone: it waits for a resume
+                        known.node, known.inst, known.until = remote.node, remote.inst, remote.until
+                        changes.append(PresenceChange(Change.ORPHANED, member, remote.state))
+                        updates += 1
+                    continue
+                # Still there; a state it reached while batches were lost is caught up (or,
+                # an orphan that resumed on another node, its live state).
+                if known.state != remote.state or known.until is not None:
+                    known.node, known.inst, known.until = remote.node, remote.inst, None
                     known.state = remote.state
                     changes.append(PresenceChange(Change.UPDATED, member, remote.state))
                     updates += 1
@@ -253,7 +369,8 @@ class RemotePresence:
             self._seq += 1
             remote.seq = self._seq
             view.remote[member] = remote
-            changes.append(PresenceChange(Change.JOINED, member, remote.state))
+            kind = Change.JOINED if remote.until is None else Change.ORPHANED
+            changes.append(PresenceChange(kind, member, remote.state))
             joins += 1
         for member, remote in list(view.remote.items()):
             if member not in present and remote.seq <= seq:

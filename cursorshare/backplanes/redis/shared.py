@@ -7,48 +7,152 @@ store raises `StoreUnavailable`, a claim returns None), and the node carries on 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import orjson
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from ...hub import JSON, StoreUnavailable
-from .keys import CLAIM_SLOT, KeyLayout
+from .keys import CLAIM_SLOT, DISCARD_RECORD, RENEW_HELD, TAKE_RECORD, KeyLayout, text
 from .link import LINK_ERRORS, Link
 
 log = logging.getLogger("cursorshare.backplanes.redis")
 
+#: Held records written again per script call.
+RENEW_CHUNK = 500
+
 
 class RedisTtlStore:
-    """A `TtlStore` in Redis: ``SET ... PX`` to put, ``GETDEL`` to take (atomic)."""
+    """A `TtlStore` in Redis. A record is a hash (``record``, and ``node`` and ``inst`` while a
+    process holds it); `TAKE_RECORD` takes it atomically unless its holder's node key still
+    holds that instance.
 
-    def __init__(self, link: Link, keys: KeyLayout) -> None:
+    Held records are also kept here, written again after every (re)connection and their TTL
+    renewed every ``keepalive / 2`` seconds (`keep_held`): each outlives this process by its
+    ttl, plus at most ``keepalive``. A take of a record another node holds while that node's
+    key still says it lives waits, at most ``verdict_wait`` seconds (the node key's TTL), until
+    the key is renewed (its holder lives: nothing is taken) or is gone (it died: taken).
+    """
+
+    def __init__(
+        self,
+        link: Link,
+        keys: KeyLayout,
+        *,
+        node_id: str,
+        instance: str,
+        verdict_wait: float = 3.0,
+        keepalive: float = 30.0,
+        poll: float = 0.1,
+    ) -> None:
         self.link = link
         self.keys = keys
+        self.node_id = node_id
+        self.instance = instance
+        self.verdict_wait = verdict_wait
+        self.keepalive = keepalive
+        self.poll = poll
+        #: Records this process holds: key -> (record, ttl in seconds).
+        self._held: dict[str, tuple[bytes, float]] = {}
 
-    async def put(self, key: str, record: JSON, ttl: float) -> None:
+    def _client(self) -> Redis:
         client = self.link.client
         if client is None:
             raise StoreUnavailable("the link to Redis is down")
+        return client
+
+    def _ms(self, ttl: float) -> int:
+        return max(1, int(ttl * 1000))
+
+    async def put(self, key: str, record: JSON, ttl: float) -> None:
+        self._held.pop(key, None)
+        client = self._client()
+        pipe = client.pipeline(transaction=True)
+        name = self.keys.kept(key)
+        pipe.delete(name)
+        pipe.hset(name, "record", orjson.dumps(record))
+        pipe.pexpire(name, self._ms(ttl))
         try:
-            await client.set(self.keys.kept(key), orjson.dumps(record), px=max(1, int(ttl * 1000)))
+            await pipe.execute()
+        except LINK_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def hold(self, key: str, record: JSON, ttl: float) -> None:
+        raw = orjson.dumps(record)
+        self._held[key] = (raw, ttl)
+        client = self.link.client
+        if client is None:
+            return  # written by keep_held once the link is back
+        pipe = client.pipeline(transaction=True)
+        self._write_held(pipe, key, raw, ttl)
+        try:
+            await pipe.execute()
+        except LINK_ERRORS as exc:
+            log.debug("holding a record failed (written again once the link is back): %s", exc)
+
+    def _write_held(self, pipe: Pipeline, key: str, raw: bytes, ttl: float) -> None:
+        name = self.keys.kept(key)
+        pipe.delete(name)
+        pipe.hset(name, mapping={"record": raw, "node": self.node_id, "inst": self.instance})
+        pipe.pexpire(name, self._ms(ttl + self.keepalive))
+
+    async def discard(self, key: str) -> None:
+        self._held.pop(key, None)
+        client = self._client()
+        try:
+            await client.eval(DISCARD_RECORD, 1, self.keys.kept(key), self.node_id, self.instance)
         except LINK_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc
 
     async def take(self, key: str) -> JSON | None:
-        client = self.link.client
-        if client is None:
-            raise StoreUnavailable("the link to Redis is down")
-        try:
-            raw = await client.getdel(self.keys.kept(key))
-        except LINK_ERRORS as exc:
-            raise StoreUnavailable(str(exc)) from exc
-        if raw is None:
-            return None
-        try:
-            record = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return None
-        return record if isinstance(record, dict) else None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.verdict_wait
+        last_left: int | None = None
+        while True:
+            client = self._client()
+            try:
+                reply = await client.eval(
+                    TAKE_RECORD, 1, self.keys.kept(key), self.keys.node_prefix
+                )
+            except LINK_ERRORS as exc:
+                raise StoreUnavailable(str(exc)) from exc
+            if reply is None:
+                return None
+            if text(reply[0]) == "record":
+                return _record(reply[1])
+            node, left = text(reply[1]), int(reply[2])
+            if node == self.node_id or loop.time() >= deadline:
+                return None  # this process holds it, or its holder renewed its key meanwhile
+            if last_left is not None and left > last_left:
+                return None  # its holder's key was renewed: it lives
+            last_left = left
+            await asyncio.sleep(self.poll)
+
+    async def keep_held(self, client: Redis) -> None:
+        """While the link is up: write every held record again (Redis may have lost them), and
+        so renew their TTLs, every ``keepalive / 2`` seconds."""
+        while True:
+            held = list(self._held.items())
+            for start in range(0, len(held), RENEW_CHUNK):
+                chunk = held[start : start + RENEW_CHUNK]
+                names = [self.keys.kept(key) for key, _ in chunk]
+                args = [v for _, (raw, ttl) in chunk for v in (raw, self._ms(ttl + self.keepalive))]
+                await client.eval(
+                    RENEW_HELD, len(names), *names, self.node_id, self.instance, *args
+                )
+            await asyncio.sleep(self.keepalive / 2)
+
+
+def _record(raw: object) -> JSON | None:
+    if not isinstance(raw, bytes | str):
+        return None
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
 
 
 class SlotClaims:
