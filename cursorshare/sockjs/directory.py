@@ -141,9 +141,14 @@ class SessionDirectory:
             self._remotes[remote.rid] = remote
             try:
                 outcome = await remote.attach(once=once)
-            finally:
-                if not remote.attached:
-                    self.forget(remote.rid)
+            except BaseException:
+                # No answer in time, or the client went away: the owner may attach the relay
+                # all the same, and must drop it as for any aborted request.
+                self.post(owner, {"op": "abort", "rid": remote.rid})
+                self.forget(remote.rid)
+                raise
+            if not remote.attached:
+                self.forget(remote.rid)
             if outcome != "gone":
                 self.forwarded_out += 1
                 return remote
@@ -207,7 +212,12 @@ class SessionDirectory:
         elif op == "send":
             self._spawn(self._serve_send(header, body))
         elif op == "attach":
-            self._spawn(self._serve_attach(header))
+            self._open_relay(header)
+        elif op == "leave":
+            relay = self._relays.get(rid)
+            if relay is not None:
+                relay.ended(False)
+            self.post(header["from"], {"op": "ack", "rid": rid, "ok": True})
         elif op in ("pull", "done", "abort"):
             relay = self._relays.get(rid)
             if relay is not None:
@@ -264,20 +274,39 @@ class SessionDirectory:
             if not users[0]:
                 del self._send_locks[session_id]
 
-    async def _serve_attach(self, header: Header) -> None:
+    def _open_relay(self, header: Header) -> None:
         session_id, peer, rid = header["sid"], header["from"], header["rid"]
         session = self._manager.http_session(session_id) if self._manager else None
         if session is None:
             self.post(peer, {"op": "gone", "rid": rid})
             return
+        # Filed before any await: an abort right behind the attach (the requester gave up on
+        # it) must find the relay.
         relay = Relay(
             self, session, peer, rid, once=bool(header.get("once")), patience=self.ack_timeout
         )
         self._relays[rid] = relay
+        self._spawn(self._serve_attach(relay))
+
+    async def _serve_attach(self, relay: Relay) -> None:
+        session, peer, rid = relay.session, relay.peer, relay.rid
         if not await session.connect(relay):
             self._relays.pop(rid, None)
             self.post(peer, {"op": "busy", "rid": rid})
             return
+        if self._relays.get(rid) is not relay:  # aborted while connecting
+            session.detach(relay, interrupted=True)
+            return
         self.forwarded_in += 1
         self.post(peer, {"op": "attached", "rid": rid})
         relay.wake()
+
+    # -- this node stopping -------------------------------------------------------------------
+
+    async def hand_back(self) -> None:
+        """End every request this node relays, cleanly: the sessions stay with their owners,
+        and their clients' next requests reach them through another node."""
+        await asyncio.gather(
+            *(remote.leave() for remote in list(self._remotes.values())),
+            return_exceptions=True,
+        )

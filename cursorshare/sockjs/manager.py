@@ -220,7 +220,10 @@ class SessionManager(Mapping[str, Session]):
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def shutdown(self, app: web.Application | None = None) -> None:
-        """Close every session with the shutdown frame and let the handler see them go."""
+        """Close every session with the shutdown frame and let the handler see them go;
+        requests relayed for other nodes' sessions end, those sessions going on there."""
+        if self.directory is not None:
+            await self.directory.hand_back()
         for session in self._all():
             session.close(*SHUTDOWN)
         # Give receivers one loop turn to write their close frames before connections drop.

@@ -24,6 +24,7 @@ import contextlib
 from collections import deque
 from typing import Any, Protocol
 
+from .frames import HEARTBEAT
 from .messages import CloseReason
 from .session import Receiver, Session
 
@@ -61,6 +62,8 @@ class RemoteSession:
         self._attached = False
         #: A ``pull`` is out (attaching counts as one): the owner will send one frame.
         self._pulling = False
+        #: This node is stopping: the owner took the relay back (`leave`).
+        self._left = False
 
     def __repr__(self) -> str:
         return f"<RemoteSession {self.id!r} on {self.peer}>"
@@ -98,9 +101,18 @@ class RemoteSession:
             receiver.wake()
         return True
 
+    @property
+    def handed_back(self) -> bool:
+        """True once the response must end: the owner took the relay back, and every frame
+        it sent before is written."""
+        return self._left and not self._frames
+
     def next_frame(self) -> bytes | None:
         if self._frames:
             return self._frames.popleft()
+        if self._left:
+            # A heartbeat: a poll needs a frame, and a client reopens after one.
+            return HEARTBEAT
         if not self._pulling and self._attached:
             # The previous frame is written: only now may the owner take the next one.
             self._pulling = True
@@ -114,6 +126,22 @@ class RemoteSession:
         self._attached = False
         self._courier.forget(self.rid)
         self._courier.post(self.peer, {"op": "abort" if interrupted else "done", "rid": self.rid})
+
+    async def leave(self) -> None:
+        """This node is stopping: have the owner take its relay back, then end the response
+        with what the owner sent before that (its answer comes after those frames)."""
+        if not self._attached:
+            return
+        try:
+            await self._courier.ask(self.peer, {"op": "leave", "sid": self.id, "rid": self.rid})
+        except SessionGone:
+            self.on_lost()
+            return
+        self._attached = False
+        self._left = True
+        self._courier.forget(self.rid)
+        if self._receiver is not None:
+            self._receiver.wake()
 
     # -- from the owner ---------------------------------------------------------------------
 

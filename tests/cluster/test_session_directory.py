@@ -274,3 +274,89 @@ async def test_relays_with_a_dead_node_end_and_its_ids_are_free(
     # "o" on an open session, closes it: "Server lost session").
     assert await poll(http, b, sid) == "o\n"
     assert b.manager.http_session(sid) is not None
+
+
+# -- found by the red team (RT15): a relay never outlives its request ------------------------
+
+INTERRUPTED = 'c[1002,"Connection interrupted"]\n'
+ANOTHER = 'c[2010,"Another connection still open"]\n'
+
+
+async def test_an_attach_left_unanswered_leaves_no_relay_on_the_owner(
+    nodes: tuple[Node, Node], http: aiohttp.ClientSession
+) -> None:
+    """b gives up on its attach (no answer in time: here at once) and answers 503; a, which
+    attaches the relay anyway, must drop it as it drops the relay of an aborted request: the
+    session closes 1002 and is forgotten after disconnect_delay, as on one node. Before the
+    fix the relay stayed attached for good: every later request got 2010, the session never
+    expired."""
+    a, b = nodes
+    sid = new_id()
+    assert await poll(http, a, sid) == "o\n"
+    b.directory.ack_timeout = 0  # b stops waiting before any answer can come
+    async with http.post(b.url(sid, "xhr_streaming")) as response:
+        assert response.status == 503
+    b.directory.ack_timeout = 2.0
+    session = a.manager.http_session(sid)
+    assert session is not None
+    await wait_for(lambda: _true(session.close_reason is not None), 10, "session closed")
+    assert await poll(http, a, sid) == INTERRUPTED
+    await wait_for(lambda: _true(a.manager.http_session(sid) is None), 10, "session expired")
+    assert not b.directory.peers() and not a.directory.peers()
+
+
+async def test_a_client_gone_while_its_attach_is_out_leaves_no_relay(
+    nodes: tuple[Node, Node], http: aiohttp.ClientSession
+) -> None:
+    """The client aborts its request through b after a attached the relay and before b
+    heard so (b's incoming messages are held back meanwhile)."""
+    a, b = nodes
+    sid = new_id()
+    assert await poll(http, a, sid) == "o\n"
+    held: list[bytes] = []
+    deliver = b.directory.receive
+    b.directory.receive = held.append  # type: ignore[method-assign]
+    request = asyncio.create_task(poll(http, b, sid))
+    session = a.manager.http_session(sid)
+    assert session is not None
+    await wait_for(lambda: _true(session.receiving), 10, "relay attached on a")
+    request.cancel()  # the client goes away before b hears that the relay is attached
+    with contextlib.suppress(asyncio.CancelledError):
+        await request
+    b.directory.receive = deliver  # type: ignore[method-assign]
+    # b's handler is cancelled with the connection: its question is withdrawn.
+    await wait_for(lambda: _true(not b.directory.peers()), 10, "b's request cancelled")
+    for data in held:
+        deliver(data)
+    await wait_for(lambda: _true(session.close_reason is not None), 10, "session closed")
+    assert session.close_reason is not None and session.close_reason.code == 1002
+    assert await poll(http, a, sid) == INTERRUPTED
+
+
+async def test_a_relaying_node_that_stops_hands_its_requests_back(
+    nodes: tuple[Node, Node], http: aiohttp.ClientSession
+) -> None:
+    """SIGTERM on a node that relays a stream and a poll of a's sessions: both end cleanly
+    (the stream as at its response_limit, the poll with `h`), a's sessions stay open and go
+    on through a, and the stopping node does not wait for them. Before the fix the client's
+    connections were dropped after the shutdown timeout and a closed the sessions 1002."""
+    a, b = nodes
+    streamed, polled = new_id(), new_id()
+    assert await poll(http, a, streamed) == "o\n"
+    assert await poll(http, a, polled) == "o\n"
+    stream = await http.post(b.url(streamed, "xhr_streaming"))
+    assert stream.status == 200
+    waiting = asyncio.create_task(poll(http, b, polled))
+    for sid in (streamed, polled):
+        session = a.manager.http_session(sid)
+        assert session is not None
+        await wait_for(lambda s=session: _true(s.receiving), 5, "relay attached")  # type: ignore[misc]
+    await b.manager.shutdown()
+    assert await waiting == "h\n"
+    body = await asyncio.wait_for(stream.read(), 10)  # ends: the response is complete
+    assert body.endswith(b"h\n") and b"c[" not in body  # no close frame: the session goes on
+    for sid in (streamed, polled):
+        session = a.manager.http_session(sid)
+        assert session is not None and session.close_reason is None
+        assert await send(http, a, sid, "after") == 204
+        assert await poll(http, a, sid) == 'a["after"]\n'

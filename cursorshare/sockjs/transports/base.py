@@ -170,4 +170,6 @@ class HttpReceiver:
             sent += len(data)
             if frame[0] == _CLOSE or sent >= limit:
                 break
+            if isinstance(session, RemoteSession) and session.handed_back:
+                break  # its node is stopping: the client reopens through another
         await response.write_eof()
