@@ -43,10 +43,12 @@ def serve(args: argparse.Namespace) -> int:
 
 def serve_settings(settings: config.Settings, *, reuse_port: bool = False) -> int:
     """Serve with ``settings`` in this process until SIGINT or SIGTERM."""
-    from .server import build_app, run
+    from .server import SOCKJS, build_app, run
 
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
     app = build_app(settings)
+    # Workers sharing a port (reuse_port) are stopped together by their parent.
+    app[SOCKJS].stops_with_peers = reuse_port
     hub = "Redis backplane" if settings.redis_url else "in-memory hub"
 
     def announce() -> None:

@@ -19,6 +19,7 @@ from it are dropped at once, as the connections of a dead node would be.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import secrets
@@ -110,6 +111,8 @@ class SessionDirectory:
         #: Per session: the lock that keeps its forwarded sends in order, and its users.
         self._send_locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Set when the last relayed request of this node ends (see `settle`).
+        self._settled: asyncio.Future[None] | None = None
         #: Sends and attaches served for other nodes, and those forwarded to them.
         self.forwarded_in = 0
         self.forwarded_out = 0
@@ -194,6 +197,20 @@ class SessionDirectory:
     def forget(self, rid: str) -> None:
         self._remotes.pop(rid, None)
         self._relays.pop(rid, None)
+        settled = self._settled
+        if not self._remotes and settled is not None and not settled.done():
+            settled.set_result(None)
+
+    async def settle(self, within: float) -> None:
+        """Wait, at most ``within`` seconds, for the requests this node relays to end by
+        themselves. When every node stops at once (the workers of one machine), their owners
+        are closing those sessions too and send the close frames; handing the requests back
+        first would end them without one."""
+        if not self._remotes:
+            return
+        self._settled = asyncio.get_running_loop().create_future()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._settled, within)
 
     # -- DirectoryListener ------------------------------------------------------------------------
 

@@ -65,6 +65,10 @@ class SessionManager(Mapping[str, Session]):
         self.stats = EndpointStats()
         #: Where sessions of other nodes are found (None: this node is alone, or sticky).
         self.directory: SessionDirectory | None = None
+        #: True when every node stops together (the workers of one machine): requests relayed
+        #: for other nodes then wait for their owners' close frames instead of being handed
+        #: back to owners that are stopping too.
+        self.stops_with_peers = False
 
     # -- Mapping ------------------------------------------------------------------------------
 
@@ -221,13 +225,20 @@ class SessionManager(Mapping[str, Session]):
 
     async def shutdown(self, app: web.Application | None = None) -> None:
         """Close every session with the shutdown frame and let the handler see them go;
-        requests relayed for other nodes' sessions end, those sessions going on there."""
-        if self.directory is not None:
-            await self.directory.hand_back()
+        requests relayed for other nodes' sessions end, those sessions going on there.
+
+        Our own sessions close first: a request another node relays for one of them gets its
+        close frame while that node still listens (the whole machine may be stopping at once,
+        as with --workers). The hand-back's round trip then gives those frames time to leave.
+        """
         for session in self._all():
             session.close(*SHUTDOWN)
         # Give receivers one loop turn to write their close frames before connections drop.
         await asyncio.sleep(0)
+        if self.directory is not None:
+            if self.stops_with_peers:
+                await self.directory.settle(self.directory.ack_timeout)
+            await self.directory.hand_back()
         for session in self._all():
             session.expire()
         while self._event_tasks:

@@ -218,3 +218,35 @@ def test_sigterm_stops_every_worker_with_status_0(
                 os.kill(pid, 0)
     finally:
         workers.stop()
+
+
+@pytest.mark.cluster
+async def test_sigterm_to_all_workers_gives_every_stream_its_close_frame(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """The whole machine stops: every open stream, relayed by another worker or not, ends with
+    `c[1001,"Server shutting down"]`, as on one process (measured before the fix: 1 of 6)."""
+    workers = Workers(redis_server.url, tmp_path)
+    # A fresh connection per request, so the kernel spreads them over the workers.
+    connector = aiohttp.TCPConnector(force_close=True)
+    try:
+        await workers.nodes()
+        async with aiohttp.ClientSession(connector=connector) as http:
+            streams = []
+            for i in range(6):
+                base = f"{workers.url}/ws/000/closing{i}{os.getpid()}"
+                async with http.post(f"{base}/xhr") as opened:
+                    assert await opened.text() == "o\n"
+                stream = await http.post(f"{base}/xhr_streaming")
+                assert stream.status == 200
+                await stream.content.readexactly(2049)  # the prelude: the stream is attached
+                streams.append(stream)
+            workers.proc.send_signal(signal.SIGTERM)
+            bodies = await asyncio.gather(
+                *(asyncio.wait_for(s.content.read(), 20) for s in streams)
+            )
+        ends = [body.rsplit(b"\n", 2)[-2] for body in bodies]
+        assert ends == [b'c[1001,"Server shutting down"]'] * 6, ends
+        assert workers.proc.wait(20) == 0
+    finally:
+        workers.stop()
