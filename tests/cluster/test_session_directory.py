@@ -27,6 +27,7 @@ from cursorshare.backplanes.redis.liveness import NodeLiveness
 from cursorshare.sockjs import MsgType, Session, SockjsMessage, add_endpoint
 from cursorshare.sockjs.directory import SessionDirectory
 from tests.cluster.procs import RedisServer, wait_for
+from tests.support.rawhttp import RawConnection
 
 pytestmark = pytest.mark.cluster
 
@@ -360,3 +361,40 @@ async def test_a_relaying_node_that_stops_hands_its_requests_back(
         assert session is not None and session.close_reason is None
         assert await send(http, a, sid, "after") == 204
         assert await poll(http, a, sid) == 'a["after"]\n'
+
+
+async def test_a_send_whose_client_left_is_delivered_through_another_node(
+    nodes: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A send that arrived whole is delivered, answered or not: a closing tab sends its last
+    message (the app's `bye`) and drops its connections at once. On the session's own node
+    nothing waits between the body and the session; a node that relays it waits for the
+    owner's lookup, and must not drop it when its request is cancelled meanwhile (found with
+    Chromium behind a round-robin HAProxy: tests/browser/test_no_sticky.py)."""
+    a, b = nodes
+    sid = new_id()
+    async with aiohttp.ClientSession() as http:
+        assert await poll(http, a, sid) == "o\n"  # the session lives on a
+    assert b.server is not None and b.server.runner is not None
+    server = b.server.runner.server
+    assert isinstance(server, web.Server)
+    connection = await RawConnection.open(b.server.port)
+    lookup = b.backend.owner
+
+    async def client_leaves_during_the_lookup(session_id: str) -> str | None:
+        await connection.close()
+
+        async def b_saw_it_go() -> bool:
+            return not server.connections
+
+        await wait_for(b_saw_it_go, 5, "b noticed the client left", interval=0.01)
+        return await lookup(session_id)
+
+    monkeypatch.setattr(b.backend, "owner", client_leaves_during_the_lookup)
+    path = f"/echo/000/{sid}/xhr_send"
+    await connection.send_request("POST", path, body=orjson.dumps(["bye"]))
+
+    async def delivered() -> bool:
+        return a.messages(sid) == ["bye"]
+
+    await wait_for(delivered, 5, f"the send delivered on a; got {a.messages(sid)}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import parse_qs
 
 from aiohttp import hdrs, web
@@ -13,6 +14,9 @@ from ..remote import SessionGone
 from ..session import Session
 
 FORM = "application/x-www-form-urlencoded"
+
+#: Sends being handled: a strong reference, so one whose client left is not collected.
+_in_flight: set[asyncio.Task[web.Response]] = set()
 
 
 def _form_value(body: bytes, field: str) -> bytes:
@@ -36,7 +40,45 @@ async def receive_messages(
 
     ``form_field`` names the form field holding the payload when the body is a form
     (jsonp_send); any other body is the payload itself.
+
+    A send that arrived whole is delivered even if its client leaves before the answer (a tab
+    sends its last message and closes). On its session's own node nothing waits between the
+    body and the session; a node that relays it waits for the owner's lookup and answer, and
+    must not drop it then. So the body is read first (at once when it is all there; aiohttp
+    fails the read once the connection is lost), and the rest is shielded from the request's
+    cancellation (``handler_cancellation``).
     """
+    try:
+        body: bytes | None = await read_body(request, manager.options.max_message_size)
+    except BodyTooLarge:
+        body = None  # refused after the session lookup: a 404 comes first
+    task = asyncio.create_task(
+        _receive_messages(
+            manager,
+            request,
+            body,
+            form_field=form_field,
+            ok_status=ok_status,
+            ok_body=ok_body,
+            content_type=content_type,
+        )
+    )
+    _in_flight.add(task)
+    task.add_done_callback(_in_flight.discard)
+    return await asyncio.shield(task)
+
+
+async def _receive_messages(
+    manager: SessionManager,
+    request: web.Request,
+    body: bytes | None,
+    *,
+    form_field: str | None,
+    ok_status: int,
+    ok_body: bytes,
+    content_type: str,
+) -> web.Response:
+    """`receive_messages` once the body is read (None: it was too large)."""
     options = manager.options
     headers = session_headers(request, options)
     headers[hdrs.CONTENT_TYPE] = content_type
@@ -44,7 +86,9 @@ async def receive_messages(
     if session is None:
         return error(404, "Session not found.", headers)
     try:
-        payload = await read_body(request, options.max_message_size)
+        if body is None:
+            raise BodyTooLarge
+        payload = body
         if form_field is not None and request.content_type == FORM:
             payload = _form_value(payload, form_field)
         if not payload:
