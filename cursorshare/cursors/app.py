@@ -20,6 +20,9 @@ log = logging.getLogger("cursorshare.cursors")
 
 #: Close code for a session whose `room` query parameter is malformed.
 BAD_ROOM = CloseReason(4001, "Invalid room")
+#: Close code for a session whose identity a newer session of the same key took over: its
+#: client must not present that key again (it would take the identity back, and so on).
+TAKEN_OVER = CloseReason(4004, "Resumed by another connection")
 #: Seconds a dropped member outlives its record in the store: a resume that took the record
 #: just before it expired reaches this node (and ends the member here) before the leave would.
 GRACE_MARGIN = 1.0
@@ -87,6 +90,9 @@ class CursorApp:
         self.store = store or hub.backplane.shared_store() or MemoryTtlStore()
         self._abuse = AbuseLog(log)
         self._members: dict[Session, CursorMember] = {}
+        #: Members with a live session on this node, by resume key: a key presented again
+        #: while its session seems alive takes the identity over (see `_take_over`).
+        self._live: dict[str, CursorMember] = {}
         #: Members whose session dropped, until they resume or their grace ends.
         self._dropped: DroppedMembers[CursorMember] = DroppedMembers(
             per_address=max_dropped_per_address, total=max_dropped
@@ -128,7 +134,11 @@ class CursorApp:
             return
         key = identity.presented_key(query.get("resume")) if flavour == V2 else None
         found = await self._take(key, room) if key is not None else None
-        if found is not None:
+        holder = self._live.get(key) if key is not None and found is None else None
+        if holder is not None and holder.room == room and holder.session is not None:
+            member, users = self._take_over(holder, session)
+            found = member.state
+        elif found is not None:
             assert key is not None
             member, users = await self._resume(session, room, found, key)
         else:
@@ -167,6 +177,8 @@ class CursorApp:
         state = presence.first_state(member_id, color, name)
         member = CursorMember(session, room, flavour, state, key)
         self._members[session] = member
+        if key is not None:
+            self._live[key] = member
         data = presence.join_data(state)
         present = await self.hub.join(room, member, data, state, grace=self._grace_of(member))
         await self._hold(member)
@@ -187,6 +199,7 @@ class CursorApp:
             member.session = session
             member.address = session.remote or ""
             self._members[session] = member
+            self._live[key] = member
             self._set_status(member, ACTIVE)
             await self._hold(member)
             users = [r.state for r in self.hub.presence(room) if r.member != member.id]
@@ -198,10 +211,28 @@ class CursorApp:
                  "pointer": found.get("pointer", "mouse")}  # fmt: skip
         member = CursorMember(session, room, V2, state, key)
         self._members[session] = member
+        self._live[key] = member
         data = presence.presence_data(member.id, ACTIVE) if known else presence.join_data(state)
         present = await self.hub.join(room, member, data, state, grace=self._grace_of(member))
         await self._hold(member)
         return member, [record.state for record in present if record.member != member.id]
+
+    def _take_over(self, member: CursorMember, session: Session) -> tuple[CursorMember, list[JSON]]:
+        """Its key came again while its session seems alive: after a network change the
+        client knows its connection is gone long before this server does (a dead TCP
+        connection stays silent for minutes), and must get its identity back, not a fresh
+        one beside a frozen copy of itself. The older session is closed with `TAKEN_OVER`,
+        which tells its client (a duplicated tab, if it still lives) to stop presenting the
+        key: one live session per key, the newest."""
+        old = member.session
+        assert old is not None
+        self._members.pop(old, None)
+        member.session = session
+        member.address = session.remote or ""
+        self._members[session] = member
+        old.close(*TAKEN_OVER)
+        self._set_status(member, ACTIVE)
+        return member, [r.state for r in self.hub.presence(member.room) if r.member != member.id]
 
     def _grace_of(self, member: CursorMember) -> float:
         """How long ``member`` may be resumed after its session drops (0: it cannot be)."""
@@ -239,6 +270,7 @@ class CursorApp:
         """Its session ended without a bye: the others see it reconnecting, and its key gives
         it back within the grace; a tutorial client (no key) leaves at once."""
         member.session = None
+        self._forget_live(member)
         if member.resume_key is None or self.resume_grace <= 0:
             self._leave(member)
             return
@@ -258,6 +290,10 @@ class CursorApp:
                 )
         except StoreUnavailable as exc:
             log.warning("resume store unavailable, %s cannot resume: %s", member.id, exc)
+
+    def _forget_live(self, member: CursorMember) -> None:
+        if member.resume_key is not None and self._live.get(member.resume_key) is member:
+            del self._live[member.resume_key]
 
     def _expire(self, member: CursorMember) -> None:
         member.timer = None
@@ -307,6 +343,7 @@ class CursorApp:
             assert member.session is not None
             self._members.pop(member.session, None)
             member.session = None
+            self._forget_live(member)
             self._spawn(self._discard(member))
             self._leave(member)
             return

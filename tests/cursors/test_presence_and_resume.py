@@ -157,14 +157,37 @@ async def test_an_id_cannot_resume(connect: Connect) -> None:
     assert forged["resumed"] is False and forged["id"] != first["id"]
 
 
-async def test_a_key_in_use_by_a_live_session_gives_a_fresh_identity(connect: Connect) -> None:
-    _, first = await joined(connect, "live")
-    _, second = await joined(connect, "live", resume=first["resume"])
-    assert second["resumed"] is False
-    assert second["id"] != first["id"] and second["resume"] != first["resume"]
+async def test_a_key_presented_while_its_session_seems_alive_takes_the_identity_over(
+    connect: Connect,
+) -> None:
+    """After a network change the client knows its connection is dead long before the server
+    does (a silent TCP connection looks alive for minutes): its reconnect presents the key
+    while the server still holds the old session. It must get its identity back, not a fresh
+    one beside a frozen copy of itself; the older session is closed, so that a key still
+    works for one live session at a time."""
+    old, first = await joined(connect, "live")
+    watcher, _ = await joined(connect, "live")
+    new, second = await joined(connect, "live", resume=first["resume"])
+    assert second["resumed"] is True
+    assert (second["id"], second["color"], second["name"]) == (
+        first["id"], first["color"], first["name"],
+    )  # fmt: skip
+    assert await old.wait_closed() == (4004, "Resumed by another connection")
+    # the others saw no leave nor join, and the identity moves with its new session
+    await new.send({"type": "move", "x": 0.25, "y": 0.75})
+    told = [await watcher.recv_json()]
+    while not is_move_from(first["id"])(told[-1]):
+        told.append(await watcher.recv_json())
+    assert (told[-1]["x"], told[-1]["y"]) == (0.25, 0.75)
+    assert not [m for m in told if m.get("type") in ("leave", "join") and
+                m.get("id") == first["id"]], told  # fmt: skip
+    # the older client cannot take it back: its session is over, and one live session holds
+    # the key; a key of another room still gives a fresh identity
+    _, elsewhere = await joined(connect, "not-live", resume=first["resume"])
+    assert elsewhere["resumed"] is False and elsewhere["id"] != first["id"]
 
 
-async def test_a_key_resumes_only_once(connect: Connect) -> None:
+async def test_a_key_gives_its_identity_to_one_live_session_at_a_time(connect: Connect) -> None:
     tab, first = await joined(connect, "once")
     watcher, _ = await joined(connect, "once")
     await tab.close()
@@ -172,7 +195,20 @@ async def test_a_key_resumes_only_once(connect: Connect) -> None:
     results = await asyncio.gather(
         *(joined(connect, "once", resume=first["resume"]) for _ in range(3))
     )
-    assert sorted(w["resumed"] for _, w in results) == [False, False, True]
+    # each takes the identity over from the one before: one live session holds it at the end
+    assert {w["id"] for _, w in results} == {first["id"]}
+    waits = [asyncio.create_task(client.wait_closed()) for client, _ in results]
+    closed: list[Any] = []
+    while len(closed) < 2:
+        done, _ = await asyncio.wait(waits, timeout=5, return_when=asyncio.FIRST_COMPLETED)
+        assert done, "the older sessions were not closed"
+        closed += [task.result() for task in done]
+        waits = [task for task in waits if task not in done]
+    assert closed == [(4004, "Resumed by another connection")] * 2
+    (survivor,) = [client for client, _ in results if not client.ended]
+    await survivor.send({"type": "move", "x": 0.5, "y": 0.5})
+    await watcher.recv_json_until(is_move_from(first["id"], x=0.5))
+    waits[0].cancel()
 
 
 async def test_a_key_of_another_room_gives_a_fresh_identity(connect: Connect) -> None:

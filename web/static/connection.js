@@ -2,7 +2,9 @@
  * tab's resume key, and decides after a close: retry with backoff, or stop and say why.
  *
  * Close codes (docs/protocol.md): 4001 invalid room and 4003 origin refused are permanent
- * (shown, never retried); 3010 too many sessions waits for the person ("retry now"); any
+ * (shown, never retried); 3010 too many sessions waits for the person ("retry now"); 4004
+ * means another window took this tab's identity over with its key (a duplicated tab): the key
+ * is forgotten and "retry now" joins as someone new, so the two never take turns; any
  * other close is transient: exponential backoff with full jitter, a countdown, "retry now".
  */
 (function (lib) {
@@ -19,8 +21,10 @@
     4003: 'The server does not accept connections from this site.'
   };
   var HELD = {
-    3010: 'The server has too many sessions right now.'
+    3010: 'The server has too many sessions right now.',
+    4004: 'You continued in another window or tab. Retry to join here as someone new.'
   };
+  var TAKEN_OVER = 4004;
 
   function originOf(entry) {
     try { return new URL(String(entry)).origin; } catch (e) { return null; }
@@ -91,6 +95,10 @@
     if (typeof key === 'string' && key) lib.storageSet('sessionStorage', this.resumeKeyName, key);
   };
 
+  Connection.prototype.forgetResumeKey = function () {
+    try { window.sessionStorage.removeItem(this.resumeKeyName); } catch (e) { /* disabled */ }
+  };
+
   Connection.prototype.welcomed = function () {
     this.attempt = 0; // a successful session: reset the backoff
   };
@@ -152,6 +160,7 @@
       this.opts.onState({ state: 'failed', code: code, reason: reason, message: PERMANENT[code] });
       return;
     }
+    if (code === TAKEN_OVER) this.forgetResumeKey();
     if (HELD[code]) {
       this.opts.onState({ state: 'held', code: code, reason: reason, message: HELD[code] });
       return;
