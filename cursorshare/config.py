@@ -34,6 +34,7 @@ class Settings:
     redis_url: str | None = None
     node_id: str | None = None
     tick_ms: float = 30.0
+    max_tick_ms: float = 100.0
     heartbeat_delay: float = 25.0
     disconnect_delay: float = 5.0
     response_limit: int = 128 * 1024
@@ -84,6 +85,11 @@ KNOBS = (
     ),
     Knob("node_id", str, "this node's name on the backplane (default: host-pid)"),
     Knob("tick_ms", float, "hub flush interval in milliseconds"),
+    Knob(
+        "max_tick_ms",
+        float,
+        "longest hub flush interval under CPU load, in milliseconds; tick_ms: never adapt",
+    ),
     Knob("heartbeat_delay", float, "seconds between SockJS heartbeat frames"),
     Knob("disconnect_delay", float, "seconds a session outlives its last receiving request"),
     Knob("response_limit", int, "bytes per streaming response before the client reopens it"),

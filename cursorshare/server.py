@@ -56,6 +56,7 @@ def build_app(
         backplane=backplane or make_backplane(settings),
         translator=CursorPresence(),
         tick=settings.tick_ms / 1000,
+        max_tick=max(settings.tick_ms, settings.max_tick_ms) / 1000,
     )
     cursors = CursorApp(hub)
     app = web.Application()
