@@ -43,6 +43,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 PORT="$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 # shellcheck disable=SC2086
 env CURSORSHARE_MAX_SESSIONS=1000000 CURSORSHARE_MAX_SESSIONS_PER_ADDRESS=1000000 \
+  CURSORSHARE_MAX_CONNECTIONS=1000000 CURSORSHARE_MAX_CONNECTIONS_PER_ADDRESS=1000000 \
   CURSORSHARE_LOG_LEVEL=warning ${SERVER_ENV:-} \
   taskset -c "$SERVER_CPU" "$PYTHON" -m cursorshare serve --host 127.0.0.1 --port "$PORT" &
 SERVER=$!
