@@ -72,16 +72,28 @@ if [[ "$PROFILE" == 1 ]]; then
   SPY=$!
 fi
 
+metrics() {  # the server's counters, as one JSON object
+  "$PYTHON" -c 'import json, sys, urllib.request
+text = urllib.request.urlopen(sys.argv[1], timeout=10).read().decode()
+print(json.dumps({k: float(v) for k, _, v in (l.partition(" ") for l in text.splitlines())
+                  if k.startswith("cursorshare_") and "{" not in k}))' "http://127.0.0.1:$PORT/metrics"
+}
+
+metrics_before="$(metrics)"
 before="$(cpu_seconds "$SERVER")"
 "$PYTHON" -m cursorshare bench --url "http://127.0.0.1:$PORT/ws" --transport "$TRANSPORT" \
   --clients "$CLIENTS" --rooms "$ROOMS" --rate "$RATE" --duration "$DURATION" \
   --warmup "$WARMUP" --observers "$OBSERVERS" --pin-cpu "$GEN_CPUS" --server-pid "$SERVER" \
   --json >"$OUT_DIR/result.json"
 after="$(cpu_seconds "$SERVER")"
+metrics_after="$(metrics)"
 
-"$PYTHON" - "$OUT_DIR/result.json" "$before" "$after" "$DURATION" <<'EOF'
+"$PYTHON" - "$OUT_DIR/result.json" "$before" "$after" "$DURATION" "$metrics_before" "$metrics_after" <<'EOF'
 import json, sys
 result = json.load(open(sys.argv[1]))
+m0, m1 = json.loads(sys.argv[5]), json.loads(sys.argv[6])
+def grew(name):
+    return m1.get(f"cursorshare_{name}_total", 0) - m0.get(f"cursorshare_{name}_total", 0)
 cpu = float(sys.argv[3]) - float(sys.argv[2])
 window = float(sys.argv[4])
 keys = ("connected", "sent_per_s", "delivered_per_s", "coverage", "latency_p50_ms",
@@ -97,6 +109,11 @@ print(f"server CPU: {cpu:.2f} s over the run, {cpu_window:.2f} s in the window; 
       f"per 1000 moves sent {1000 * cpu_window / max(sent, 1):.3f} s, "
       f"per 1000 deliveries {1000 * cpu_window / max(delivered, 1):.4f} s; "
       f"receiving requests per client per s {result.get('reopens', 0) / window / max(result['connected'], 1):.1f}")
+moves_in, payloads = grew("messages_in"), grew("hub_payloads_out")
+print(f"server counters over the run: {moves_in:.0f} moves in, {payloads:.0f} payloads out "
+      f"({payloads / max(moves_in, 1):.2f} per move in); "
+      f"server CPU per 1000 moves in {1000 * cpu / max(moves_in, 1):.3f} s, "
+      f"per 1000 payloads out {1000 * cpu / max(payloads, 1):.3f} s")
 EOF
 
 if [[ -n "$SPY" ]]; then
