@@ -48,8 +48,10 @@ env CURSORSHARE_MAX_SESSIONS=1000000 CURSORSHARE_MAX_SESSIONS_PER_ADDRESS=100000
   taskset -c "$SERVER_CPU" "$PYTHON" -m cursorshare serve --host 127.0.0.1 --port "$PORT" &
 SERVER=$!
 SPY=""
+SAMPLER=""
 cleanup() {
   [[ -n "$SPY" ]] && kill "$SPY" 2>/dev/null || true
+  [[ -n "$SAMPLER" ]] && kill "$SAMPLER" 2>/dev/null || true
   kill "$SERVER" 2>/dev/null || true
   wait "$SERVER" 2>/dev/null || true
 }
@@ -79,6 +81,16 @@ print(json.dumps({k: float(v) for k, _, v in (l.partition(" ") for l in text.spl
                   if k.startswith("cursorshare_") and "{" not in k}))' "http://127.0.0.1:$PORT/metrics"
 }
 
+# The hub's tick, sampled once a second while the load runs (it adapts to the CPU load).
+(
+  while sleep 1; do
+    "$PYTHON" -c 'import sys, urllib.request
+for line in urllib.request.urlopen(sys.argv[1], timeout=5).read().decode().splitlines():
+    if line.startswith("cursorshare_hub_tick_seconds "): print(line.split()[1])' \
+      "http://127.0.0.1:$PORT/metrics" 2>/dev/null || true
+  done
+) >"$OUT_DIR/ticks.txt" &
+SAMPLER=$!
 metrics_before="$(metrics)"
 before="$(cpu_seconds "$SERVER")"
 "$PYTHON" -m cursorshare bench --url "http://127.0.0.1:$PORT/ws" --transport "$TRANSPORT" \
@@ -87,8 +99,9 @@ before="$(cpu_seconds "$SERVER")"
   --json >"$OUT_DIR/result.json"
 after="$(cpu_seconds "$SERVER")"
 metrics_after="$(metrics)"
+kill "$SAMPLER" 2>/dev/null || true
 
-"$PYTHON" - "$OUT_DIR/result.json" "$before" "$after" "$DURATION" "$metrics_before" "$metrics_after" <<'EOF'
+"$PYTHON" - "$OUT_DIR/result.json" "$before" "$after" "$DURATION" "$metrics_before" "$metrics_after" "$OUT_DIR/ticks.txt" <<'EOF'
 import json, sys
 result = json.load(open(sys.argv[1]))
 m0, m1 = json.loads(sys.argv[5]), json.loads(sys.argv[6])
@@ -110,6 +123,10 @@ print(f"server CPU: {cpu:.2f} s over the run, {cpu_window:.2f} s in the window; 
       f"per 1000 deliveries {1000 * cpu_window / max(delivered, 1):.4f} s; "
       f"receiving requests per client per s {result.get('reopens', 0) / window / max(result['connected'], 1):.1f}")
 moves_in, payloads = grew("messages_in"), grew("hub_payloads_out")
+ticks = sorted(1000 * float(t) for t in open(sys.argv[7]).read().split())
+if ticks:
+    print(f"hub tick over the run (sampled each second): min {ticks[0]:.0f} ms, "
+          f"median {ticks[len(ticks) // 2]:.0f} ms, max {ticks[-1]:.0f} ms")
 print(f"server counters over the run: {moves_in:.0f} moves in, {payloads:.0f} payloads out "
       f"({payloads / max(moves_in, 1):.2f} per move in); "
       f"server CPU per 1000 moves in {1000 * cpu / max(moves_in, 1):.3f} s, "

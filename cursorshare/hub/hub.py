@@ -116,6 +116,7 @@ class Hub:
         self._dirty: dict[Room, None] = {}
         self._lagging: dict[Member, Lagging] = {}
         self._flush_handle: asyncio.TimerHandle | None = None
+        self._flush_due = 0.0
         self._last_flush = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -246,7 +247,7 @@ class Hub:
             return
         loop = asyncio.get_running_loop()
         # At most one flush per tick; an event after a quiet spell goes out at once.
-        when = max(loop.time(), self._last_flush + self.tick)
+        self._flush_due = when = max(loop.time(), self._last_flush + self.tick)
         self._flush_handle = loop.call_at(when, self.flush)
 
     def flush(self) -> None:
@@ -259,7 +260,7 @@ class Hub:
         self._flush_handle = None
         loop = asyncio.get_running_loop()
         self._last_flush = now = loop.time()
-        self.ticker.observe()
+        self.ticker.observe(late=max(0.0, now - self._flush_due))
         dirty, self._dirty = self._dirty, {}
         for room in dirty:
             try:

@@ -6,10 +6,12 @@ Clocks are fakes the tests advance, so every decision is exact and nothing waits
 from __future__ import annotations
 
 import pytest
+from prometheus_client import generate_latest
 
 from cursorshare.config import Settings
 from cursorshare.hub import Hub
 from cursorshare.hub.tick import AdaptiveTick
+from cursorshare.metrics import REGISTRY
 from cursorshare.server import HUB, build_app
 
 from .test_hub import CountingCodec, FakeMember
@@ -81,6 +83,21 @@ def test_the_tick_is_decided_once_per_window_not_per_flush() -> None:
     assert tick.observe() > 0.03
 
 
+def test_late_flushes_lengthen_the_tick_even_when_the_process_gets_little_cpu() -> None:
+    # A process that other programs keep from its core: low CPU use, but its event loop runs
+    # every flush late. That is saturation too.
+    clocks = FakeClocks()
+    tick = ticker(clocks)
+    for _ in range(12):
+        clocks.spend(0.25, busy=0.5)
+        tick.observe(late=0.02)
+    assert tick.current == pytest.approx(0.1)
+    for _ in range(12):  # on time again, and little CPU: back to the base
+        clocks.spend(0.25, busy=0.5)
+        tick.observe(late=0.001)
+    assert tick.current == pytest.approx(0.03)
+
+
 def test_without_a_maximum_above_the_base_the_tick_never_moves() -> None:
     clocks = FakeClocks()
     tick = ticker(clocks, maximum=None)
@@ -124,3 +141,10 @@ def test_the_server_adapts_between_its_two_tick_settings() -> None:
     fixed = build_app(Settings(tick_ms=20, max_tick_ms=0))[HUB]
     assert not fixed.ticker.adaptive
     assert Settings().max_tick_ms == 100.0
+
+
+def test_metrics_show_the_current_tick() -> None:
+    app = build_app(Settings(tick_ms=20, max_tick_ms=80))
+    app[HUB].ticker.current = 0.05  # as if load had lengthened it
+    text = generate_latest(app[REGISTRY]).decode()
+    assert "cursorshare_hub_tick_seconds 0.05\n" in text, text
