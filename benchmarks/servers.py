@@ -91,6 +91,10 @@ def prepare_sockjs_node(src: Path, work: Path, log: Callable[[str], None] = prin
 CURSORSHARE_ENV = {
     "CURSORSHARE_MAX_SESSIONS": "1000000",
     "CURSORSHARE_MAX_SESSIONS_PER_ADDRESS": "1000000",
+    # Every client is 127.0.0.1 and an HTTP client holds two connections (receive, send):
+    # past 500 clients the default per-address connection cap would refuse them with 503.
+    "CURSORSHARE_MAX_CONNECTIONS": "1000000",
+    "CURSORSHARE_MAX_CONNECTIONS_PER_ADDRESS": "1000000",
     "CURSORSHARE_LOG_LEVEL": "warning",
 }
 

@@ -43,6 +43,7 @@ class Settings:
     redis_url: str | None = None
     node_id: str | None = None
     tick_ms: float = 30.0
+    max_tick_ms: float = 100.0
     # The SockJS endpoint at /ws: the fields of `EndpointOptions`, same names and defaults.
     heartbeat_delay: float = _ENDPOINT.heartbeat_delay
     disconnect_delay: float = _ENDPOINT.disconnect_delay
@@ -142,6 +143,11 @@ KNOBS = (
     ),
     Knob("node_id", str, "this node's name on the backplane (default: host-pid)"),
     Knob("tick_ms", float, "hub flush interval in milliseconds"),
+    Knob(
+        "max_tick_ms",
+        float,
+        "longest hub flush interval under CPU load, in milliseconds; tick_ms: never adapt",
+    ),
     Knob("heartbeat_delay", float, "seconds between SockJS heartbeat frames"),
     Knob("disconnect_delay", float, "seconds a session outlives its last receiving request"),
     Knob("response_limit", int, "bytes per streaming response before the client reopens it"),

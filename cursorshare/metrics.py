@@ -58,6 +58,11 @@ class AppCollector(Collector):
         yield GaugeMetricFamily(
             "cursorshare_rooms", "Rooms with members on this node", value=len(hub.rooms)
         )
+        yield GaugeMetricFamily(
+            "cursorshare_hub_tick_seconds",
+            "The hub's current flush interval (grows under CPU load, up to max_tick_ms)",
+            value=hub.tick,
+        )
         backplane = GaugeMetricFamily(
             "cursorshare_backplane_up",
             "1 when the backplane link is up (or local)",

@@ -78,6 +78,7 @@ def build_app(
         backplane=backplane,
         translator=CursorPresence(),
         tick=settings.tick_ms / 1000,
+        max_tick=max(settings.tick_ms, settings.max_tick_ms) / 1000,
     )
     cursors = CursorApp(
         hub,

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from .backplane import Backplane, InMemoryBackplane
 from .events import JSON, Batch, Event, Kind
 from .presence import Change, PresenceChange, PresenceRecord, RecordTranslator, Translator
+from .tick import AdaptiveTick
 
 log = logging.getLogger("cursorshare.hub")
 
@@ -95,6 +96,8 @@ class Hub:
         backplane: Backplane | None = None,
         translator: Translator | None = None,
         tick: float = 0.03,
+        max_tick: float | None = None,
+        ticker: AdaptiveTick | None = None,
         lag_bytes: int = 64 * 1024,
         max_lag_seconds: float = 30.0,
         max_lag_events: int = 10_000,
@@ -102,7 +105,9 @@ class Hub:
         self.codec = codec
         self.backplane = backplane or InMemoryBackplane()
         self.translator = translator or RecordTranslator()
-        self.tick = tick
+        #: The flush interval: ``tick`` while the process has CPU to spare, up to ``max_tick``
+        #: under load (`AdaptiveTick`; without ``max_tick`` it stays ``tick``).
+        self.ticker = ticker or AdaptiveTick(tick, max_tick)
         self.lag_bytes = lag_bytes
         self.max_lag_seconds = max_lag_seconds
         self.max_lag_events = max_lag_events
@@ -111,8 +116,14 @@ class Hub:
         self._dirty: dict[Room, None] = {}
         self._lagging: dict[Member, Lagging] = {}
         self._flush_handle: asyncio.TimerHandle | None = None
+        self._flush_due = 0.0
         self._last_flush = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def tick(self) -> float:
+        """The current flush interval in seconds."""
+        return self.ticker.current
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -294,11 +305,11 @@ class Hub:
             return
         loop = asyncio.get_running_loop()
         # At most one flush per tick; an event after a quiet spell goes out at once.
-        when = max(loop.time(), self._last_flush + self.tick)
+        self._flush_due = when = max(loop.time(), self._last_flush + self.tick)
         self._flush_handle = loop.call_at(when, self.flush)
 
     def flush(self) -> None:
-        """Send every room's pending batch; runs at most once per tick.
+        """Send every room's pending batch; runs at most once per tick (which adapts to load).
 
         Rooms are isolated from one another: a room whose flush raises (a bug of ours: input
         is validated before it reaches the hub) loses that tick's batch, and is logged the
@@ -307,6 +318,7 @@ class Hub:
         self._flush_handle = None
         loop = asyncio.get_running_loop()
         self._last_flush = now = loop.time()
+        self.ticker.observe(late=max(0.0, now - self._flush_due))
         dirty, self._dirty = self._dirty, {}
         for room in dirty:
             try:

@@ -109,15 +109,19 @@ class HttpReceiver:
             )
         if session is None:
             return too_many_sessions(self.manager, self.request)
-        response = web.StreamResponse(headers=self._headers())
+        headers = self._headers()
+        # A poll answers with a plain Response; only a stream needs a StreamResponse (its
+        # headers are built once either way: they are a fair share of a poll's cost).
+        response = web.StreamResponse(headers=headers) if self.streaming else None
+        answer: web.StreamResponse | None = response
         try:
             if not await session.connect(self):
-                return await self._answer_once(response, _ANOTHER_CONNECTION)
-            if self.streaming:
+                return await self._answer_once(response, headers, _ANOTHER_CONNECTION)
+            if response is not None:
                 await self._stream(session, response)
             else:
                 frame = await self._next(session)
-                response = await self._answer_once(response, frame)
+                answer = await self._answer_once(None, headers, frame)
         except asyncio.CancelledError:
             session.detach(self, interrupted=True)
             raise
@@ -127,7 +131,9 @@ class HttpReceiver:
             session.detach(self, interrupted=True)
         else:
             session.detach(self)
-        return response
+        # A poll whose client went away still returns a response, as before, for aiohttp to
+        # drop quietly.
+        return answer if answer is not None else web.StreamResponse(headers=headers)
 
     def _headers(self) -> dict[str, str]:
         headers = session_headers(self.request, self.manager.options)
@@ -144,13 +150,15 @@ class HttpReceiver:
                 self._waiter = None
         return frame
 
-    async def _answer_once(self, response: web.StreamResponse, frame: bytes) -> web.StreamResponse:
-        if self.streaming:
+    async def _answer_once(
+        self, response: web.StreamResponse | None, headers: dict[str, str], frame: bytes
+    ) -> web.StreamResponse:
+        if response is not None:
             await self._start_stream(response)
             await response.write(self.encode(frame))
             await response.write_eof()
             return response
-        return web.Response(body=self.encode(frame), headers=self._headers())
+        return web.Response(body=self.encode(frame), headers=headers)
 
     async def _start_stream(self, response: web.StreamResponse) -> None:
         if self.request.version < (1, 1):
