@@ -4,8 +4,9 @@ Backplanes that link several nodes implement `Backplane`; they live in `cursorsh
 """
 
 from .backplane import Backplane, BackplaneState, InMemoryBackplane, RemoteListener
+from .contracts import Codec, Member
 from .events import JSON, Batch, Event, Kind
-from .hub import Codec, Hub, HubStats, Member, Room
+from .hub import Hub, HubStats, Room
 from .presence import Change, PresenceChange, PresenceRecord, RecordTranslator, Translator
 from .store import MemoryTtlStore, StoreUnavailable, TtlStore, least_used
 

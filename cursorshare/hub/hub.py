@@ -16,42 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from .backplane import Backplane, InMemoryBackplane
+from .contracts import Codec, Member
 from .events import JSON, Batch, Event, Kind
 from .presence import Change, PresenceChange, PresenceRecord, RecordTranslator, Translator
 from .tick import AdaptiveTick
 
 log = logging.getLogger("cursorshare.hub")
-
-
-class Member(Protocol):
-    """A receiver in a room, as the hub sees it (the app adapts a SockJS session to this)."""
-
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def flavour(self) -> str:
-        """Receivers of one flavour get the same bytes; the codec encodes once per flavour."""
-
-    @property
-    def backlog(self) -> int:
-        """Bytes delivered that the client has not read yet."""
-
-    def deliver(self, payload: bytes) -> None:
-        """Hand over one encoded batch. Must not block."""
-
-    def overflow(self) -> None:
-        """The member stayed behind past the hub's bounds; it should be disconnected."""
-
-
-class Codec(Protocol):
-    def encode(self, flavour: str, events: Sequence[Event]) -> bytes | None:
-        """One payload for every receiver of ``flavour``, or None when it has nothing to see."""
 
 
 @dataclass(slots=True, eq=False)
