@@ -268,10 +268,12 @@ class CursorApp:
 
     async def _on_drop(self, member: CursorMember) -> None:
         """Its session ended without a bye: the others see it reconnecting, and its key gives
-        it back within the grace; a tutorial client (no key) leaves at once."""
-        member.session = None
+        it back within the grace. A tutorial client (no key), or one whose welcome (with its
+        key) never left the server, leaves at once: it could never resume."""
+        session, member.session = member.session, None
         self._forget_live(member)
-        if member.resume_key is None or self.resume_grace <= 0:
+        welcomed = session is None or session.delivered
+        if member.resume_key is None or self.resume_grace <= 0 or not welcomed:
             self._leave(member)
             return
         self._set_status(member, RECONNECTING)

@@ -13,10 +13,9 @@ Lifecycle::
                               \\--------------no receiver for disconnect_delay-----------^
 
 Timers are per session and matter only while useful: the heartbeat while a receiver is
-attached, the expiry while none is. They are re-armed lazily: a poll attaching and detaching
-30 times a second only moves two deadlines, and a timer that fires before its deadline (or
-finds it no longer applies) re-arms itself once or lapses, so a polling session costs about one
-timer per `disconnect_delay` instead of four timer operations per poll.
+attached, the expiry while none is. They are re-armed lazily: a poll only moves two deadlines,
+and a timer that fires early (or finds it no longer applies) re-arms itself once or lapses, so
+a polling session costs about one timer per `disconnect_delay`, not four operations per poll.
 """
 
 from __future__ import annotations
@@ -120,6 +119,7 @@ class Session:
         "_receiver",
         "_request",
         "close_reason",
+        "delivered",
         "id",
         "manager",
         "query",
@@ -147,6 +147,8 @@ class Session:
         self.query: Mapping[str, str] = request.query if request is not None else {}
         self.state = SessionState.NEW
         self.close_reason: CloseReason | None = None
+        #: A receiver took a message frame: the client may have read what the app sent.
+        self.delivered = False
         self._control: list[bytes] = []  # `o` and `h`, sent before queued messages
         self._queue: list[bytes] = []  # encoded message frames `a[...]`
         self._queued_bytes = 0
@@ -305,6 +307,7 @@ class Session:
             frame = frames.merge_message_frames(self._queue)
             self._queue.clear()
             self._queued_bytes = 0
+            self.delivered = True
             return frame
         return self._close_frame
 
