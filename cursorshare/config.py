@@ -78,6 +78,7 @@ class Settings:
     resume_grace: float = 120.0
     max_dropped_per_address: int = 100
     max_dropped: int = 20_000
+    max_byes_per_minute: int = 60
 
 
 def endpoint_options(settings: Settings) -> EndpointOptions:
@@ -198,6 +199,7 @@ KNOBS = (
         "members kept for a resume per client address; past it the oldest of them leaves",
     ),
     Knob("max_dropped", int, "members kept for a resume per process; past it the oldest leaves"),
+    Knob("max_byes_per_minute", int, "POST /presence/bye requests per client address; 429"),
 )
 
 

@@ -17,6 +17,7 @@ from aiohttp import web
 from .accesslog import RedactingAccessLogger
 from .config import Settings, endpoint_options, http_bounds
 from .cursors.app import CursorApp
+from .cursors.bye import add_bye_endpoint
 from .cursors.messages import CursorCodec
 from .cursors.page import add_page_config
 from .cursors.presence import CursorPresence
@@ -121,6 +122,7 @@ def build_app(
     app.router.add_get("/metrics", metrics_handler)
     register_metrics(app, hub, app[SOCKJS])
     add_page_config(app, settings.allowed_backends)
+    add_bye_endpoint(app, cursors, per_minute=settings.max_byes_per_minute)
     add_web_assets(app, web_root())  # last: it answers every path not routed above
     return app
 

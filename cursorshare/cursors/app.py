@@ -8,12 +8,12 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
-from ..hub import JSON, Hub, MemoryTtlStore, StoreUnavailable, TtlStore
+from ..hub import JSON, Hub, Member, MemoryTtlStore, StoreUnavailable, TtlStore
 from ..sockjs import CloseReason, MsgType, Session, SockjsMessage
 from ..sockjs.abuselog import AbuseLog
-from ..sockjs.messages import SLOW_CONSUMER
 from . import identity, messages, presence
 from .dropped import DroppedMembers
+from .member import CursorMember
 from .messages import ACTIVE, RECONNECTING, TUTORIAL, V2, BadMessage
 
 log = logging.getLogger("cursorshare.cursors")
@@ -23,50 +23,11 @@ BAD_ROOM = CloseReason(4001, "Invalid room")
 #: Close code for a session whose identity a newer session of the same key took over: its
 #: client must not present that key again (it would take the identity back, and so on).
 TAKEN_OVER = CloseReason(4004, "Resumed by another connection")
+#: Close code for a session whose member said bye (by its own message or over HTTP).
+BYE = CloseReason(1000, "Bye")
 #: Seconds a dropped member outlives its record in the store: a resume that took the record
 #: just before it expired reaches this node (and ends the member here) before the leave would.
 GRACE_MARGIN = 1.0
-
-
-class CursorMember:
-    """A SockJS session seen as a hub member; without a session while it may be resumed."""
-
-    __slots__ = (
-        "address", "flavour", "id", "resume_key", "room", "session", "state", "timer", "warned",
-        "writes",
-    )  # fmt: skip
-
-    def __init__(
-        self, session: Session, room: str, flavour: str, state: JSON, resume_key: str | None
-    ) -> None:
-        self.id: str = state["id"]
-        self.session: Session | None = session
-        #: The client address of the session that opened it (bounds what it leaves behind).
-        self.address = session.remote or ""
-        self.room = room
-        self.flavour = flavour
-        #: Its presence state (see `presence`): replaced, never mutated, on each change.
-        self.state = state
-        #: The key its client resumes it with (v2 only; never logged, told to it alone).
-        self.resume_key = resume_key
-        #: Ends it when its grace is over, while it has no session.
-        self.timer: asyncio.TimerHandle | None = None
-        self.warned = False
-        #: Its resume record's writes, one at a time and in order (a hold must never land
-        #: after the release that followed it).
-        self.writes = asyncio.Lock()
-
-    @property
-    def backlog(self) -> int:
-        return 0 if self.session is None else self.session.backlog
-
-    def deliver(self, payload: bytes) -> None:
-        if self.session is not None:
-            self.session.send_frame(payload)
-
-    def overflow(self) -> None:
-        if self.session is not None:
-            self.session.close(*SLOW_CONSUMER)
 
 
 class CursorApp:
@@ -98,6 +59,9 @@ class CursorApp:
             per_address=max_dropped_per_address, total=max_dropped
         )
         self._tasks: set[asyncio.Task[None]] = set()
+        #: This node's v2 members by their key's store key, for a bye that names the key.
+        self._by_key: dict[str, CursorMember] = {}
+        hub.farewell_handler = self._farewell
 
     @property
     def dropped(self) -> int:
@@ -179,6 +143,7 @@ class CursorApp:
         self._members[session] = member
         if key is not None:
             self._live[key] = member
+        self._know_key(member)
         data = presence.join_data(state)
         present = await self.hub.join(room, member, data, state, grace=self._grace_of(member))
         await self._hold(member)
@@ -212,6 +177,7 @@ class CursorApp:
         member = CursorMember(session, room, V2, state, key)
         self._members[session] = member
         self._live[key] = member
+        self._know_key(member)
         data = presence.presence_data(member.id, ACTIVE) if known else presence.join_data(state)
         present = await self.hub.join(room, member, data, state, grace=self._grace_of(member))
         await self._hold(member)
@@ -233,6 +199,10 @@ class CursorApp:
         old.close(*TAKEN_OVER)
         self._set_status(member, ACTIVE)
         return member, [r.state for r in self.hub.presence(member.room) if r.member != member.id]
+
+    def _know_key(self, member: CursorMember) -> None:
+        if member.resume_key is not None:
+            self._by_key[identity.store_key(member.resume_key)] = member
 
     def _grace_of(self, member: CursorMember) -> float:
         """How long ``member`` may be resumed after its session drops (0: it cannot be)."""
@@ -314,7 +284,51 @@ class CursorApp:
         self._leave(member)
 
     def _leave(self, member: CursorMember) -> None:
+        if member.resume_key is not None:
+            stored = identity.store_key(member.resume_key)
+            if self._by_key.get(stored) is member:
+                del self._by_key[stored]
         self.hub.leave(member.room, member, presence.leave_data(member.id))
+
+    async def bye(self, key: str) -> None:
+        """The tab with the resume key ``key`` is gone for good (``POST /presence/bye``): its
+        member leaves now, wherever it is, and the key gives nothing back. Whatever ``key``
+        is, nothing tells the caller whether it named anyone; the work is one store call."""
+        stored = identity.store_key(key)
+        member = self._by_key.get(stored)
+        here = None if member is None else self.hub.rooms.get(member.room)
+        if member is not None and here is not None and here.members.get(member.id) is member:
+            self._say_bye(member, close=True)
+            return
+        try:  # held by another node (live or dropped there), or by nobody (a restart)
+            found = await self.store.end(stored)
+        except StoreUnavailable as exc:
+            log.warning("resume store unavailable, a bye is lost: %s", exc)
+            return
+        room = None if found is None else found.get("room")
+        if found is not None and isinstance(room, str) and isinstance(found.get("id"), str):
+            await self.hub.backplane.farewell(room, found["id"])
+
+    def _farewell(self, room: str, member: Member) -> None:
+        """Another node was told this member's tab is gone: it leaves now."""
+        if isinstance(member, CursorMember) and member.resume_key is not None:
+            self._say_bye(member, close=True)
+
+    def _say_bye(self, member: CursorMember, *, close: bool) -> None:
+        """It is gone for good, live or dropped: it leaves now, its key gives nothing back.
+        ``close``: its session, if any, is closed too (the bye came over HTTP, not over it)."""
+        if member.timer is not None:
+            member.timer.cancel()
+            member.timer = None
+        self._dropped.pop(member.id)
+        self._forget_live(member)
+        session, member.session = member.session, None
+        if session is not None:
+            self._members.pop(session, None)
+            if close:
+                session.close(*BYE)
+        self._spawn(self._discard(member))
+        self._leave(member)
 
     # -- messages -----------------------------------------------------------------------------
 
@@ -342,12 +356,7 @@ class CursorApp:
             self._set_status(member, message.status)
             return
         if isinstance(message, messages.Bye):  # the tab is gone for good: no grace
-            assert member.session is not None
-            self._members.pop(member.session, None)
-            member.session = None
-            self._forget_live(member)
-            self._spawn(self._discard(member))
-            self._leave(member)
+            self._say_bye(member, close=False)
             return
         self._set_status(member, ACTIVE)  # a move means active
         state = member.state

@@ -38,6 +38,9 @@ class RemoteListener(Protocol):
     def remote_presence(self, room: str, changes: list[PresenceChange]) -> None:
         """Changes the backplane found by itself; no message came with them."""
 
+    def remote_farewell(self, room: str, member: str) -> None:
+        """Another node asks the node that holds ``member`` of ``room`` to end it now."""
+
 
 class Backplane(abc.ABC):
     """The hub's link to the other nodes: one channel per room, and presence.
@@ -78,6 +81,12 @@ class Backplane(abc.ABC):
         its connection: should this node die, or stop, meanwhile, the others keep it present
         (`Change.ORPHANED`) that long before it leaves. 0 (the default): it leaves with its
         node. Without other nodes there is nothing to do."""
+        return None
+
+    async def farewell(self, room: str, member: str) -> None:
+        """Ask every node in ``room`` to end ``member`` now, if it holds it (its client said
+        it is gone for good, to this node, but another may hold it). Never raises: when the
+        link is down the request is lost. Without other nodes there is nobody to ask."""
         return None
 
     def shared_store(self) -> TtlStore | None:

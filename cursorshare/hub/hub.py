@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,6 +94,8 @@ class Hub:
         self._flush_due = 0.0
         self._last_flush = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Ends a local member for good when another node asks (`remote_farewell`).
+        self.farewell_handler: Callable[[str, Member], None] | None = None
 
     @property
     def tick(self) -> float:
@@ -250,6 +252,13 @@ class Hub:
                 event.local = False  # another node's member: never published from here
                 room.batch.add(event)
         self._mark_dirty(room)
+
+    def remote_farewell(self, room_name: str, member_id: str) -> None:
+        """Another node asks: end ``member_id`` for good if it is here (`Backplane.farewell`)."""
+        room = self._rooms.get(room_name)
+        member = None if room is None else room.members.get(member_id)
+        if member is not None and self.farewell_handler is not None:
+            self.farewell_handler(room_name, member)
 
     def _moved_away(self, room: Room, member_id: str, *, gone: bool) -> bool:
         """Settle news from another node of a member that is local here; True: ignore it.

@@ -37,6 +37,11 @@ class TtlStore(Protocol):
         """Remove and return the record under ``key`` (None: none, expired, or held by a
         process that lives). Atomic: of two concurrent takes of one key, one gets the record."""
 
+    async def end(self, key: str) -> JSON | None:
+        """Remove and return the record under ``key`` whoever holds it (None: none, expired,
+        or held by this process, which keeps no copy here): its owner ended it for good, so
+        no take gets it from now on. The holder, told separately, discards its own copy."""
+
 
 class MemoryTtlStore:
     """A `TtlStore` in this process; expired records are dropped as later ones are put. A held
@@ -70,6 +75,10 @@ class MemoryTtlStore:
             if first[0] > now:
                 break
             self._records.popitem(last=False)
+
+    async def end(self, key: str) -> JSON | None:
+        self._held.discard(key)
+        return await self.take(key)
 
     async def take(self, key: str) -> JSON | None:
         found = self._records.pop(key, None)

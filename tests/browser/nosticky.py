@@ -23,14 +23,11 @@ from tests.support.webapp import DISCONNECT_DELAY, HEARTBEAT_DELAY
 
 ROUNDROBIN = REPO / "deploy" / "haproxy-roundrobin.cfg"
 NODES = 3
-#: Seconds a member whose session ended without a `bye` is shown `reconnecting` before it
-#: leaves (server default: 120): short, for the closed pages whose `bye` was lost.
-RESUME_GRACE = 10.0
-#: The node flags of the browser suite: a short disconnect delay, a heartbeat inside the waits.
+#: The node flags of the browser suite: a short disconnect delay, a heartbeat inside the
+#: waits; the default resume grace (120 s): a closed page leaves by its bye, not its grace.
 DELAYS = (
     "--disconnect-delay", str(DISCONNECT_DELAY),
     "--heartbeat-delay", str(HEARTBEAT_DELAY),
-    "--resume-grace", str(RESUME_GRACE),
 )  # fmt: skip
 
 

@@ -217,6 +217,13 @@
       }
       this.sock.close();
     }
+    // The bye that does not depend on the session (which the page's aborted requests may end
+    // first, or another node may own): the tab's key, over HTTP; the server ends its member
+    // wherever it is. text/plain: a CORS-simple request, so another allowed backend gets it.
+    var key = lib.storageGet('sessionStorage', this.resumeKeyName);
+    if (key && navigator.sendBeacon) {
+      navigator.sendBeacon(this.opts.base + '/presence/bye', key);
+    }
   };
 
   // restored from the bfcache

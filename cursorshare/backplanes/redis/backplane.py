@@ -36,7 +36,7 @@ from ...hub import (
     RemoteListener,
     TtlStore,
 )
-from .keys import Batch, KeyLayout
+from .keys import FAREWELL, Batch, KeyLayout, farewell, farewell_member
 from .link import LINK_ERRORS, Link
 from .liveness import NodeLiveness
 from .outbox import Outbox
@@ -191,6 +191,16 @@ class RedisBackplane(Backplane):
     def outlive(self, room: str, member: str, seconds: float) -> None:
         self.outbox.outlive(room, member, seconds)
 
+    async def farewell(self, room: str, member: str) -> None:
+        client = self.link.client
+        if client is None:
+            log.warning("Redis is away: the farewell of %s in %s is lost", member, room)
+            return
+        try:
+            await client.publish(self.keys.channel(room), farewell(member))
+        except LINK_ERRORS as exc:
+            log.warning("the farewell of %s in %s is lost: %s", member, room, exc)
+
     def shared_store(self) -> TtlStore:
         return self.store
 
@@ -228,6 +238,11 @@ class RedisBackplane(Backplane):
             return
         room = self.keys.room_of(channel)
         if room is None or not self.remote.tracks(room):
+            return
+        if data.startswith(FAREWELL):
+            member = farewell_member(data)
+            if member is not None and self.remote.listener is not None:
+                self.remote.listener.remote_farewell(room, member)
             return
         try:
             batch = Batch.decode(data)

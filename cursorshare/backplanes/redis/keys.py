@@ -3,7 +3,8 @@
 Keys and channels (``<p>`` is the prefix, ``cursorshare`` by default):
 
 - ``<p>:room:<room>``: pub/sub channel of a room. A message is one node's coalesced batch of one
-  tick, ``{"node": id, "inst": token, "events": [Event.to_wire(), ...]}`` (orjson).
+  tick, ``{"node": id, "inst": token, "events": [Event.to_wire(), ...]}`` (orjson), or a
+  request to the node holding a member to end it, ``{"farewell": member id}`` (`FAREWELL`).
 - ``<p>:presence:<room>``: hash ``member id -> {"node": id, "inst": token, "state": {...},
   "grace"?: seconds}``, the members present in the room on any node, with the process that
   wrote each entry; ``grace``: how long the member stays after that process is gone (it may
@@ -271,3 +272,21 @@ class Batch:
         payload = orjson.loads(data)
         events = [Event.from_wire(item) for item in payload["events"]]
         return cls(str(payload["node"]), str(payload["inst"]), events)
+
+
+#: How a farewell message on a room's channel begins (orjson keeps the key order), so that a
+#: node tells it from a batch without decoding either twice.
+FAREWELL = b'{"farewell":'
+
+
+def farewell(member: str) -> bytes:
+    return orjson.dumps({"farewell": member})
+
+
+def farewell_member(data: bytes) -> str | None:
+    """The member a farewell message names (None when ``data`` is not one)."""
+    try:
+        member = orjson.loads(data).get("farewell")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return member if isinstance(member, str) else None

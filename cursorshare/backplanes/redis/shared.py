@@ -106,6 +106,18 @@ class RedisTtlStore:
         except LINK_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc
 
+    async def end(self, key: str) -> JSON | None:
+        self._held.pop(key, None)
+        pipe = self._client().pipeline(transaction=True)
+        name = self.keys.kept(key)
+        pipe.hget(name, "record")
+        pipe.delete(name)
+        try:
+            raw, _ = await pipe.execute()
+        except LINK_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return None if raw is None else _record(raw)
+
     async def take(self, key: str) -> JSON | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.verdict_wait
