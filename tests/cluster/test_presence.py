@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.cluster.procs import Cluster
-from tests.support.clients import SockJSClient, make_client
+from tests.support.clients import SessionClosed, SockJSClient, make_client
 
 pytestmark = pytest.mark.cluster
 
@@ -125,9 +125,14 @@ async def test_a_tab_resumes_after_its_node_restarted(cluster: Cluster) -> None:
         tabs.append(again)
         assert again.welcome["resumed"] is True
         assert (again.id, again.welcome["color"]) == (ada.id, ada.welcome["color"])
-        # The key gives the identity back once.
+        # One live session per key, the newest: presented again, the key takes the identity
+        # over and the older session is closed with 4004 (docs/protocol.md, Resume).
         other = await Tab().open(a.ws_url, "r", ada.welcome["resume"])
         tabs.append(other)
-        assert other.welcome["resumed"] is False and other.id != ada.id
+        assert other.welcome["resumed"] is True and other.id == ada.id
+        with pytest.raises(SessionClosed) as closed:
+            while True:
+                await again.client.recv()
+        assert closed.value.closed_with == (4004, "Resumed by another connection")
     finally:
         await close_all(tabs)
