@@ -120,7 +120,7 @@ async def test_a_duplicated_tab_takes_the_identity_and_the_first_stops_taking_tu
     assert await twin.evaluate("cursorshare.id") == ada_id
     # the first window says why it stopped, and does not take the identity back by itself
     await ada.wait_for("held", "() => cursorshare.state === 'held'")
-    problem = await ada.page.locator("#status-text").inner_text()
+    problem = await ada.page.locator("#problem").inner_text()
     assert "another window" in problem, problem
     assert await ada.page.locator("#retry-now").is_visible(), problem
     assert await ada.page.evaluate("cursorshare.connects") == 1
