@@ -1,9 +1,8 @@
 """A SockJS server on aiohttp, conformant to sockjs-protocol 0.3.3.
 
 Mount it with `add_endpoint`; the handler gets OPEN, MESSAGE, CLOSE and CLOSED events for
-every session of every transport. Run the application with ``handler_cancellation=True``
-(as ``web.run_app(app, handler_cancellation=True)`` or aiohttp's test server do) so an
-aborted poll is noticed at once rather than at its next write.
+every session of every transport. A client that goes away mid-request is noticed at once with
+aiohttp's ``handler_cancellation=True``, and within a second without it.
 """
 
 from . import frames

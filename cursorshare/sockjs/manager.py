@@ -14,7 +14,7 @@ import logging
 import secrets
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from . import frames
 from .messages import SHUTDOWN, SockjsMessage
@@ -36,6 +36,17 @@ Handler = Callable[[SockjsMessage, Session], Awaitable[None]]
 _WEBSOCKET_KEY_PREFIX = "ws:"
 
 __all__ = ["EndpointStats", "Handler", "SessionManager"]
+
+#: How often waiting polls and streams are checked for a client that went away.
+ABORT_CHECK_SECONDS = 1.0
+
+
+class Watched(Protocol):
+    """A receiving HTTP request waiting for frames."""
+
+    def gone(self) -> bool: ...
+
+    def wake(self) -> None: ...
 
 
 def unguessable_id() -> str:
@@ -62,6 +73,8 @@ class SessionManager(Mapping[str, Session]):
         self._per_address: Counter[str | None] = Counter()
         self._pending_events: dict[Session, list[SockjsMessage]] = {}
         self._event_tasks: set[asyncio.Task[None]] = set()
+        self._watched: set[Watched] = set()
+        self._watch_timer: asyncio.TimerHandle | None = None
         self.stats = EndpointStats()
         #: Where sessions of other nodes are found (None: this node is alone, or sticky).
         self.directory: SessionDirectory | None = None
@@ -243,6 +256,29 @@ class SessionManager(Mapping[str, Session]):
             session.expire()
         while self._event_tasks:
             await asyncio.gather(*self._event_tasks, return_exceptions=True)
+
+    # -- clients that went away ----------------------------------------------------------------
+
+    def watch(self, receiver: Watched) -> None:
+        """Check ``receiver``'s client every second while it waits. aiohttp cancels the handler
+        of a lost connection only with ``handler_cancellation=True``; a program run with plain
+        ``web.run_app(app)`` (every aiohttp-sockjs program) would otherwise notice an aborted
+        poll or stream only at its next write (a heartbeat, 25 s later)."""
+        self._watched.add(receiver)
+        if self._watch_timer is None:
+            loop = asyncio.get_running_loop()
+            self._watch_timer = loop.call_later(ABORT_CHECK_SECONDS, self._check_watched)
+
+    def unwatch(self, receiver: Watched) -> None:
+        self._watched.discard(receiver)
+
+    def _check_watched(self) -> None:
+        self._watch_timer = None
+        for receiver in [r for r in self._watched if r.gone()]:
+            receiver.wake()  # it sees the lost connection and ends as an abort (1002)
+        if self._watched:
+            loop = asyncio.get_running_loop()
+            self._watch_timer = loop.call_later(ABORT_CHECK_SECONDS, self._check_watched)
 
     def count_by_transport(self) -> dict[str, int]:
         counts: dict[str, int] = {}

@@ -59,6 +59,8 @@ class HttpReceiver:
         self.manager = manager
         self.request = request
         self._waiter: asyncio.Future[None] | None = None
+        #: Set when `serve` is done with the session (see `settled`).
+        self._ended: asyncio.Future[None] | None = None
 
     # -- framing (the only thing subclasses change) ---------------------------------------
 
@@ -80,6 +82,21 @@ class HttpReceiver:
     def write_buffer_size(self) -> int:
         connection = self.request.transport
         return connection.get_write_buffer_size() if connection is not None else 0
+
+    def gone(self) -> bool:
+        """The client's connection is lost (aiohttp drops the request's transport then)."""
+        return self.request.transport is None
+
+    async def settled(self) -> None:
+        """Another request for the session came while this one waits (`session.InDoubt`): if
+        this one's client is gone (a lost connection aiohttp did not cancel), end it now as
+        the abort it is, so the newcomer gets the session's 1002, not a 2010 for a request
+        nobody will read (sockjs-protocol's HandlingClose.test_abort_*)."""
+        if self._waiter is None or not self.gone():
+            return
+        self._ended = asyncio.get_running_loop().create_future()
+        self.wake()
+        await self._ended
 
     def abort(self) -> None:
         connection = self.request.transport
@@ -131,6 +148,9 @@ class HttpReceiver:
             session.detach(self, interrupted=True)
         else:
             session.detach(self)
+        finally:
+            if self._ended is not None and not self._ended.done():
+                self._ended.set_result(None)
         # A poll whose client went away still returns a response, as before, for aiohttp to
         # drop quietly.
         return answer if answer is not None else web.StreamResponse(headers=headers)
@@ -143,11 +163,15 @@ class HttpReceiver:
     async def _next(self, session: Session | RemoteSession) -> bytes:
         """Wait until the session has a frame for this receiver."""
         while (frame := session.next_frame()) is None:
+            if self.gone():
+                raise ConnectionResetError("the client went away")
             self._waiter = asyncio.get_running_loop().create_future()
+            self.manager.watch(self)
             try:
                 await self._waiter
             finally:
                 self._waiter = None
+                self.manager.unwatch(self)
         return frame
 
     async def _answer_once(
