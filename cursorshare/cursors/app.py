@@ -20,8 +20,8 @@ log = logging.getLogger("cursorshare.cursors")
 
 #: Close code for a session whose `room` query parameter is malformed.
 BAD_ROOM = CloseReason(4001, "Invalid room")
-#: Close code for a session whose identity a newer session of the same key took over: its
-#: client must not present that key again (it would take the identity back, and so on).
+#: Close code for a session whose identity a newer session of its key took over (on any node):
+#: its client must not present that key again (it would take the identity back, and so on).
 TAKEN_OVER = CloseReason(4004, "Resumed by another connection")
 #: Close code for a session whose member said bye (by its own message or over HTTP).
 BYE = CloseReason(1000, "Bye")
@@ -62,6 +62,7 @@ class CursorApp:
         #: This node's v2 members by their key's store key, for a bye that names the key.
         self._by_key: dict[str, CursorMember] = {}
         hub.farewell_handler = self._farewell
+        hub.handover_handler = self._handed_over
 
     @property
     def dropped(self) -> int:
@@ -99,6 +100,10 @@ class CursorApp:
         key = identity.presented_key(query.get("resume")) if flavour == V2 else None
         found = await self._take(key, room) if key is not None else None
         holder = self._live.get(key) if key is not None and found is None else None
+        if key is not None and found is None and holder is None:
+            found = await self._take(key, room, seize=True)
+            if found is not None:  # held by a live session on another node: it lets it go
+                await self.hub.backplane.hand_over(room, found["id"])
         if holder is not None and holder.room == room and holder.session is not None:
             member, users = self._take_over(holder, session)
             found = member.state
@@ -109,23 +114,20 @@ class CursorApp:
             key = identity.new_key() if flavour == V2 else None
             member, users = await self._join(session, room, flavour, name, key)
         if flavour == V2 and key is not None:
-            session.send(
-                messages.welcome(
-                    member.state,
-                    room,
-                    resume=key,
-                    resumed=found is not None,
-                    grace=self.resume_grace,
-                    users=users,
-                )
-            )
+            welcome = messages.welcome(member.state, room, resume=key, resumed=found is not None,
+                                       grace=self.resume_grace, users=users)  # fmt: skip
+            session.send(welcome)
 
-    async def _take(self, key: str, room: str) -> JSON | None:
+    async def _take(self, key: str, room: str, *, seize: bool = False) -> JSON | None:
+        """The identity of ``key`` taken from the store; ``seize``: even from its holder, a
+        live session on another node (which is then told to let it go)."""
+        stored = identity.store_key(key)
         try:
-            found = identity.identity_of(await self.store.take(identity.store_key(key)), room)
+            record = await (self.store.seize(stored) if seize else self.store.take(stored))
         except StoreUnavailable as exc:
             log.warning("resume store unavailable, a fresh identity is given: %s", exc)
             return None
+        found = identity.identity_of(record, room)
         if found is None or found["id"] in self._dropped:
             return found
         # Its record may outlive its grace a little (a dead holder's renewals): the identity
@@ -184,12 +186,9 @@ class CursorApp:
         return member, [record.state for record in present if record.member != member.id]
 
     def _take_over(self, member: CursorMember, session: Session) -> tuple[CursorMember, list[JSON]]:
-        """Its key came again while its session seems alive: after a network change the
-        client knows its connection is gone long before this server does (a dead TCP
-        connection stays silent for minutes), and must get its identity back, not a fresh
-        one beside a frozen copy of itself. The older session is closed with `TAKEN_OVER`,
-        which tells its client (a duplicated tab, if it still lives) to stop presenting the
-        key: one live session per key, the newest."""
+        """Its key came again while its session here seems alive (a client knows a network
+        change long before a server does: docs/protocol.md, Resume). The older session is
+        closed with `TAKEN_OVER`: one live session per key, the newest."""
         old = member.session
         assert old is not None
         self._members.pop(old, None)
@@ -284,10 +283,7 @@ class CursorApp:
         self._leave(member)
 
     def _leave(self, member: CursorMember) -> None:
-        if member.resume_key is not None:
-            stored = identity.store_key(member.resume_key)
-            if self._by_key.get(stored) is member:
-                del self._by_key[stored]
+        self._forget_key(member)
         self.hub.leave(member.room, member, presence.leave_data(member.id))
 
     async def bye(self, key: str) -> None:
@@ -314,9 +310,20 @@ class CursorApp:
         if isinstance(member, CursorMember) and member.resume_key is not None:
             self._say_bye(member, close=True)
 
+    def _handed_over(self, room: str, member: Member) -> None:
+        """Another node took this member over (its key came there): its session here is
+        closed with `TAKEN_OVER`; it goes silently, its record and presence that node's now."""
+        if isinstance(member, CursorMember) and member.resume_key is not None:
+            self._end_here(member, TAKEN_OVER)
+
     def _say_bye(self, member: CursorMember, *, close: bool) -> None:
         """It is gone for good, live or dropped: it leaves now, its key gives nothing back.
         ``close``: its session, if any, is closed too (the bye came over HTTP, not over it)."""
+        self._end_here(member, BYE if close else None)
+        self._leave(member)
+
+    def _end_here(self, member: CursorMember, reason: CloseReason | None) -> None:
+        """Forget ``member`` here (its session closed with ``reason``), and its record."""
         if member.timer is not None:
             member.timer.cancel()
             member.timer = None
@@ -325,10 +332,15 @@ class CursorApp:
         session, member.session = member.session, None
         if session is not None:
             self._members.pop(session, None)
-            if close:
-                session.close(*BYE)
+            if reason is not None:
+                session.close(*reason)
+        self._forget_key(member)
         self._spawn(self._discard(member))
-        self._leave(member)
+
+    def _forget_key(self, member: CursorMember) -> None:  # for a bye naming its key
+        stored = None if member.resume_key is None else identity.store_key(member.resume_key)
+        if stored is not None and self._by_key.get(stored) is member:
+            del self._by_key[stored]
 
     # -- messages -----------------------------------------------------------------------------
 

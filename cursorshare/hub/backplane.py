@@ -41,6 +41,9 @@ class RemoteListener(Protocol):
     def remote_farewell(self, room: str, member: str) -> None:
         """Another node asks the node that holds ``member`` of ``room`` to end it now."""
 
+    def remote_handover(self, room: str, member: str) -> None:
+        """Another node took ``member`` of ``room`` over: its holder lets it go silently."""
+
 
 class Backplane(abc.ABC):
     """The hub's link to the other nodes: one channel per room, and presence.
@@ -87,6 +90,13 @@ class Backplane(abc.ABC):
         """Ask every node in ``room`` to end ``member`` now, if it holds it (its client said
         it is gone for good, to this node, but another may hold it). Never raises: when the
         link is down the request is lost. Without other nodes there is nobody to ask."""
+        return None
+
+    async def hand_over(self, room: str, member: str) -> None:
+        """Tell the node in ``room`` that holds ``member`` that this node took it over (its
+        record was seized in the shared store): it lets it go silently, no departure told, its
+        presence entry left to this node. Awaited before this node announces it, so that the
+        holder hears this first. Never raises; without other nodes there is nobody to tell."""
         return None
 
     def shared_store(self) -> TtlStore | None:

@@ -96,6 +96,8 @@ class Hub:
         self._tasks: set[asyncio.Task[None]] = set()
         #: Ends a local member for good when another node asks (`remote_farewell`).
         self.farewell_handler: Callable[[str, Member], None] | None = None
+        #: Lets a local member go when another node took it over (`remote_handover`).
+        self.handover_handler: Callable[[str, Member], None] | None = None
 
     @property
     def tick(self) -> float:
@@ -259,6 +261,18 @@ class Hub:
         member = None if room is None else room.members.get(member_id)
         if member is not None and self.farewell_handler is not None:
             self.farewell_handler(room_name, member)
+
+    def remote_handover(self, room_name: str, member_id: str) -> None:
+        """Another node took ``member_id`` over (`Backplane.hand_over`): if it is here, the app
+        lets it go, and it leaves this node silently; its presence is the other node's now."""
+        room = self._rooms.get(room_name)
+        member = None if room is None else room.members.get(member_id)
+        if room is None or member is None:
+            return
+        if self.handover_handler is not None:
+            self.handover_handler(room_name, member)
+        self._remove(room, member_id)
+        self._mark_dirty(room)
 
     def _moved_away(self, room: Room, member_id: str, *, gone: bool) -> bool:
         """Settle news from another node of a member that is local here; True: ignore it.

@@ -37,6 +37,12 @@ class TtlStore(Protocol):
         """Remove and return the record under ``key`` (None: none, expired, or held by a
         process that lives). Atomic: of two concurrent takes of one key, one gets the record."""
 
+    async def seize(self, key: str) -> JSON | None:
+        """Return the record under ``key`` and hold it in this process from now on, even when
+        another process that lives holds it (None: none, expired, or held by this process
+        already). Atomic: of two concurrent seizes of one key, each gets it in turn, the last
+        holds it. The earlier holder, told separately, lets its copy go (`discard`)."""
+
     async def end(self, key: str) -> JSON | None:
         """Remove and return the record under ``key`` whoever holds it (None: none, expired,
         or held by this process, which keeps no copy here): its owner ended it for good, so
@@ -79,6 +85,13 @@ class MemoryTtlStore:
     async def end(self, key: str) -> JSON | None:
         self._held.discard(key)
         return await self.take(key)
+
+    async def seize(self, key: str) -> JSON | None:
+        # One process: a held record is this process's own, and nobody else holds any.
+        found = None if key in self._held else await self.take(key)
+        if found is not None:
+            self._held.add(key)
+        return found
 
     async def take(self, key: str) -> JSON | None:
         found = self._records.pop(key, None)

@@ -36,7 +36,7 @@ from ...hub import (
     RemoteListener,
     TtlStore,
 )
-from .keys import FAREWELL, Batch, KeyLayout, farewell, farewell_member
+from .keys import FAREWELL, HANDOVER, Batch, KeyLayout, farewell, farewell_member, handover
 from .link import LINK_ERRORS, Link
 from .liveness import NodeLiveness
 from .outbox import Outbox
@@ -192,14 +192,21 @@ class RedisBackplane(Backplane):
         self.outbox.outlive(room, member, seconds)
 
     async def farewell(self, room: str, member: str) -> None:
+        await self._ask(room, member, farewell(member), "farewell")
+
+    async def hand_over(self, room: str, member: str) -> None:
+        await self._ask(room, member, handover(member), "hand-over")
+
+    async def _ask(self, room: str, member: str, message: bytes, what: str) -> None:
+        """Publish a request about ``member`` on the room's channel, where its holder hears it."""
         client = self.link.client
         if client is None:
-            log.warning("Redis is away: the farewell of %s in %s is lost", member, room)
+            log.warning("Redis is away: the %s of %s in %s is lost", what, member, room)
             return
         try:
-            await client.publish(self.keys.channel(room), farewell(member))
+            await client.publish(self.keys.channel(room), message)
         except LINK_ERRORS as exc:
-            log.warning("the farewell of %s in %s is lost: %s", member, room, exc)
+            log.warning("the %s of %s in %s is lost: %s", what, member, room, exc)
 
     def shared_store(self) -> TtlStore:
         return self.store
@@ -243,6 +250,11 @@ class RedisBackplane(Backplane):
             member = farewell_member(data)
             if member is not None and self.remote.listener is not None:
                 self.remote.listener.remote_farewell(room, member)
+            return
+        if data.startswith(HANDOVER):
+            member = farewell_member(data, "handover")
+            if member is not None and self.remote.listener is not None:
+                self.remote.listener.remote_handover(room, member)
             return
         try:
             batch = Batch.decode(data)

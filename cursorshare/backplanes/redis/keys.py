@@ -4,7 +4,8 @@ Keys and channels (``<p>`` is the prefix, ``cursorshare`` by default):
 
 - ``<p>:room:<room>``: pub/sub channel of a room. A message is one node's coalesced batch of one
   tick, ``{"node": id, "inst": token, "events": [Event.to_wire(), ...]}`` (orjson), or a
-  request to the node holding a member to end it, ``{"farewell": member id}`` (`FAREWELL`).
+  request to the node holding a member to end it, ``{"farewell": member id}`` (`FAREWELL`),
+  or to let it go silently (another node took it over), ``{"handover": member id}``.
 - ``<p>:presence:<room>``: hash ``member id -> {"node": id, "inst": token, "state": {...},
   "grace"?: seconds}``, the members present in the room on any node, with the process that
   wrote each entry; ``grace``: how long the member stays after that process is gone (it may
@@ -121,6 +122,16 @@ if v[2] then
 end
 redis.call('DEL', KEYS[1])
 return {'record', v[1]}
+"""
+
+#: Make this process (ARGV: node, inst) the holder of the record KEYS[1], even if another
+#: live process holds it, and return it (nil: none, or this process holds it already).
+SEIZE_RECORD = """
+local v = redis.call('HMGET', KEYS[1], 'record', 'node', 'inst')
+if not v[1] then return nil end
+if v[2] == ARGV[1] and v[3] == ARGV[2] then return nil end
+redis.call('HSET', KEYS[1], 'node', ARGV[1], 'inst', ARGV[2])
+return v[1]
 """
 
 #: Write again the records this process holds (KEYS), unless one was released or taken over
@@ -283,10 +294,19 @@ def farewell(member: str) -> bytes:
     return orjson.dumps({"farewell": member})
 
 
-def farewell_member(data: bytes) -> str | None:
-    """The member a farewell message names (None when ``data`` is not one)."""
+#: How a hand-over message begins (see `FAREWELL`).
+HANDOVER = b'{"handover":'
+
+
+def handover(member: str) -> bytes:
+    return orjson.dumps({"handover": member})
+
+
+def farewell_member(data: bytes, field: str = "farewell") -> str | None:
+    """The member a farewell (or, with ``field`` "handover", a hand-over) message names
+    (None when ``data`` is not one)."""
     try:
-        member = orjson.loads(data).get("farewell")
+        member = orjson.loads(data).get(field)
     except (orjson.JSONDecodeError, AttributeError):
         return None
     return member if isinstance(member, str) else None

@@ -15,7 +15,15 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from ...hub import JSON, StoreUnavailable
-from .keys import CLAIM_SLOT, DISCARD_RECORD, RENEW_HELD, TAKE_RECORD, KeyLayout, text
+from .keys import (
+    CLAIM_SLOT,
+    DISCARD_RECORD,
+    RENEW_HELD,
+    SEIZE_RECORD,
+    TAKE_RECORD,
+    KeyLayout,
+    text,
+)
 from .link import LINK_ERRORS, Link
 
 log = logging.getLogger("cursorshare.backplanes.redis")
@@ -114,6 +122,16 @@ class RedisTtlStore:
         pipe.delete(name)
         try:
             raw, _ = await pipe.execute()
+        except LINK_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return None if raw is None else _record(raw)
+
+    async def seize(self, key: str) -> JSON | None:
+        client = self._client()
+        try:
+            raw = await client.eval(
+                SEIZE_RECORD, 1, self.keys.kept(key), self.node_id, self.instance
+            )
         except LINK_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc
         return None if raw is None else _record(raw)
