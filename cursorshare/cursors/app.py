@@ -51,15 +51,13 @@ class CursorApp:
         self.store = store or hub.backplane.shared_store() or MemoryTtlStore()
         self._abuse = AbuseLog(log)
         self._members: dict[Session, CursorMember] = {}
-        #: Members with a live session on this node, by resume key: a key presented again
-        #: while its session seems alive takes the identity over (see `_take_over`).
-        self._live: dict[str, CursorMember] = {}
         #: Members whose session dropped, until they resume or their grace ends.
         self._dropped: DroppedMembers[CursorMember] = DroppedMembers(
             per_address=max_dropped_per_address, total=max_dropped
         )
         self._tasks: set[asyncio.Task[None]] = set()
-        #: This node's v2 members by their key's store key, for a bye that names the key.
+        #: This node's v2 members by their key's store key: for a bye that names the key, and
+        #: (those with a session) for a key presented again, which takes the identity over.
         self._by_key: dict[str, CursorMember] = {}
         hub.farewell_handler = self._farewell
         hub.handover_handler = self._handed_over
@@ -99,7 +97,7 @@ class CursorApp:
             return
         key = identity.presented_key(query.get("resume")) if flavour == V2 else None
         found = await self._take(key, room) if key is not None else None
-        holder = self._live.get(key) if key is not None and found is None else None
+        holder = self._live_holder(key) if key is not None and found is None else None
         if key is not None and found is None and holder is None:
             found = await self._take(key, room, seize=True)
             if found is not None:  # held by a live session on another node: it lets it go
@@ -143,8 +141,6 @@ class CursorApp:
         state = presence.first_state(member_id, color, name)
         member = CursorMember(session, room, flavour, state, key)
         self._members[session] = member
-        if key is not None:
-            self._live[key] = member
         self._know_key(member)
         data = presence.join_data(state)
         present = await self.hub.join(room, member, data, state, grace=self._grace_of(member))
@@ -166,7 +162,6 @@ class CursorApp:
             member.session = session
             member.address = session.remote or ""
             self._members[session] = member
-            self._live[key] = member
             self._set_status(member, ACTIVE)
             await self._hold(member)
             users = [r.state for r in self.hub.presence(room) if r.member != member.id]
@@ -178,7 +173,6 @@ class CursorApp:
                  "pointer": found.get("pointer", "mouse")}  # fmt: skip
         member = CursorMember(session, room, V2, state, key)
         self._members[session] = member
-        self._live[key] = member
         self._know_key(member)
         data = presence.presence_data(member.id, ACTIVE) if known else presence.join_data(state)
         present = await self.hub.join(room, member, data, state, grace=self._grace_of(member))
@@ -198,6 +192,10 @@ class CursorApp:
         old.close(*TAKEN_OVER)
         self._set_status(member, ACTIVE)
         return member, [r.state for r in self.hub.presence(member.room) if r.member != member.id]
+
+    def _live_holder(self, key: str) -> CursorMember | None:
+        member = self._by_key.get(identity.store_key(key))
+        return member if member is not None and member.session is not None else None
 
     def _know_key(self, member: CursorMember) -> None:
         if member.resume_key is not None:
@@ -240,7 +238,6 @@ class CursorApp:
         it back within the grace. A tutorial client (no key), or one whose welcome (with its
         key) never left the server, leaves at once: it could never resume."""
         session, member.session = member.session, None
-        self._forget_live(member)
         welcomed = session is None or session.delivered
         if member.resume_key is None or self.resume_grace <= 0 or not welcomed:
             self._leave(member)
@@ -261,10 +258,6 @@ class CursorApp:
                 )
         except StoreUnavailable as exc:
             log.warning("resume store unavailable, %s cannot resume: %s", member.id, exc)
-
-    def _forget_live(self, member: CursorMember) -> None:
-        if member.resume_key is not None and self._live.get(member.resume_key) is member:
-            del self._live[member.resume_key]
 
     def _expire(self, member: CursorMember) -> None:
         member.timer = None
@@ -328,7 +321,6 @@ class CursorApp:
             member.timer.cancel()
             member.timer = None
         self._dropped.pop(member.id)
-        self._forget_live(member)
         session, member.session = member.session, None
         if session is not None:
             self._members.pop(session, None)
