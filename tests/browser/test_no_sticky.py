@@ -198,9 +198,7 @@ async def test_all_nine_transports_share_a_room(pages: Apps, deployment: Deploym
         await asyncio.gather(*(leaver.close() for leaver in batch))
         staying = [app for app in staying if app not in batch]
         gone = {leaver.name: ids[leaver.name] for leaver in batch}
-        took = await asyncio.gather(
-            *(app.wait_cursor_gone(who, LEAVE_WITHIN) for app in staying for who in gone.values())
-        )
+        took = await leaves_seen(staying, gone, deployment)
         for app in staying:
             leaves = {m["id"] for _, m in await received(app) if m.get("type") == "leave"}
             assert set(gone.values()) <= leaves, (app.name, gone, leaves)
@@ -211,6 +209,30 @@ async def test_all_nine_transports_share_a_room(pages: Apps, deployment: Deploym
             f" { {name: round(t, 1) for name, t in by_leaver.items()} }"
             f" ({time.monotonic() - closed_at:.1f} s)"
         )
+
+
+async def leaves_seen(
+    staying: list[App], gone: dict[str, str], deployment: Deployment
+) -> list[float]:
+    """Seconds until each closed page's cursor left each staying page (staying-major order).
+    On a timeout, what every staying page was told about the closed ones, and the nodes'
+    logs: which of the paths of a leave (the session's bye, the beacons) went missing."""
+    try:
+        return await asyncio.gather(
+            *(app.wait_cursor_gone(who, LEAVE_WITHIN) for app in staying for who in gone.values())
+        )
+    except AssertionError:
+        ids = set(gone.values())
+        for app in staying:
+            about = [
+                (at, m)
+                for at, m in await received(app)
+                if str(m.get("id")) in ids or str(m.get("sender")) in ids
+            ]
+            told = [m for _, m in about if m.get("type") != "move"]
+            print(f"{app.name} was told, of {gone}: {told}")
+        print(deployment.logs())
+        raise
 
 
 def nodes_of_session(app: App) -> Counter[str]:

@@ -38,7 +38,7 @@ async def test_a_bye_on_the_other_node_ends_the_member_at_once(
         on_b = await Tab().open(b.ws_url, "far")
         tabs += [closing, on_a, on_b]
         assert closing.welcome["grace"] == 120
-        await on_b.told(type="join", id=on_a.id)  # node b sees node a's members
+        await on_b.knows(on_a.id)  # node b sees node a's members
         if dropped_first:  # the page's aborted request reached its node first
             await closing.close()
             for watcher in (on_a, on_b):

@@ -48,6 +48,12 @@ class Tab:
         self.history.append(found)
         return found
 
+    async def knows(self, member: str) -> None:
+        """Wait until this tab knows `member`: listed in its welcome, or told of its join
+        since (a welcome is a snapshot, so which of the two depends on who came first)."""
+        if member not in {u["id"] for u in self.welcome["users"]}:
+            await self.told(type="join", id=member)
+
     async def close(self) -> None:
         await self.client.close()
 
