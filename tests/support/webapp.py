@@ -332,8 +332,15 @@ class App:
         return cursors
 
     async def close(self) -> None:
+        """Close the tab, as a person does: its browser (the context) stays open, so what
+        the page sends on its way out (its `sendBeacon` byes) still leaves. Closing the
+        context at once would cancel those requests, which no closed tab does."""
         with contextlib.suppress(Exception):
             await self.page.close()
+
+    async def dispose(self) -> None:
+        """Close the tab and its browser context (teardown)."""
+        await self.close()
         with contextlib.suppress(Exception):
             await self.context.close()
 
@@ -429,4 +436,4 @@ class Apps:
         app.page.on("response", on_response)
 
     async def close_all(self) -> None:
-        await asyncio.gather(*(app.close() for app in self.opened))
+        await asyncio.gather(*(app.dispose() for app in self.opened))
