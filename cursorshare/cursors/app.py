@@ -239,6 +239,7 @@ class CursorApp:
         key) never left the server, leaves at once: it could never resume."""
         session, member.session = member.session, None
         welcomed = session is None or session.delivered
+        log.debug("%s dropped (welcomed: %s)", member.id, welcomed)
         if member.resume_key is None or self.resume_grace <= 0 or not welcomed:
             self._leave(member)
             return
@@ -287,6 +288,7 @@ class CursorApp:
         member = self._by_key.get(stored)
         here = None if member is None else self.hub.rooms.get(member.room)
         if member is not None and here is not None and here.members.get(member.id) is member:
+            log.debug("bye by key: %s ends here", member.id)
             self._say_bye(member, close=True)
             return
         try:  # held by another node (live or dropped there), or by nobody (a restart)
@@ -296,10 +298,14 @@ class CursorApp:
             return
         room = None if found is None else found.get("room")
         if found is not None and isinstance(room, str) and isinstance(found.get("id"), str):
+            log.debug("bye by key: %s in %s, its holder is asked", found["id"], room)
             await self.hub.backplane.farewell(room, found["id"])
+        else:
+            log.debug("bye by key: it names no record")
 
     def _farewell(self, room: str, member: Member) -> None:
         """Another node was told this member's tab is gone: it leaves now."""
+        log.debug("farewell for %s (%s)", member.id, type(member).__name__)
         if isinstance(member, CursorMember) and member.resume_key is not None:
             self._say_bye(member, close=True)
 
@@ -360,6 +366,7 @@ class CursorApp:
             self._set_status(member, message.status)
             return
         if isinstance(message, messages.Bye):  # the tab is gone for good: no grace
+            log.debug("bye over the session: %s", member.id)
             self._say_bye(member, close=False)
             return
         self._set_status(member, ACTIVE)  # a move means active

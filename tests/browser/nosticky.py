@@ -27,7 +27,7 @@ NODES = 3
 #: waits; the default resume grace (120 s): a closed page leaves by its bye, not its grace.
 DELAYS = (
     "--disconnect-delay", str(DISCONNECT_DELAY),
-    "--heartbeat-delay", str(HEARTBEAT_DELAY),
+    "--heartbeat-delay", str(HEARTBEAT_DELAY), "--log-level", "debug", "--access-log",
 )  # fmt: skip
 
 

@@ -148,10 +148,14 @@ def flicker(
     return out
 
 
-async def assert_no_flicker(apps: list[App], stayers: set[str], settled: int) -> None:
+async def assert_no_flicker(
+    apps: list[App], stayers: set[str], settled: int, deployment: Deployment
+) -> None:
     for app in apps:
         told = flicker(await received(app), stayers, settled)
-        assert not told, (app.name, told)
+        if told:
+            print(deployment.logs())  # which node dropped whom, and why
+        assert not told, (app.name, told, {a.name: a.diagnostics() for a in apps})
 
 
 async def now(app: App) -> int:
@@ -180,15 +184,26 @@ async def test_all_nine_transports_share_a_room(pages: Apps, deployment: Deploym
     settled = await now(apps[0])
     for round_ in (1, 2):  # more rounds: the polling pages hop nodes many times
         await everyone_sees_everyone_move(apps, round_)
-    await assert_no_flicker(apps, set(ids.values()), settled)
+    await assert_no_flicker(apps, set(ids.values()), settled, deployment)
     for app in apps:
         assert not app.unexpected_errors(), (app.name, app.errors)
 
     # Sessions were served by relaying: requests arrived at nodes that did not hold them.
     health = await deployment.health()
     print(f"{deployment.name}: relayed requests by node {forwarded_out(health)}")
-    assert sum(h["forwarded"]["out"] for h in health.values()) > 0, health
-    assert sum(h["sessions"] for h in health.values()) == len(ALL_TRANSPORTS), health
+    if deployment.name == "haproxy":  # it sends each request to the next node
+        assert sum(h["forwarded"]["out"] for h in health.values()) > 0, health
+    # (With --workers the kernel picks a worker per connection, and Chromium keeps a page's
+    # connections alive: whether any request hops is up to the kernel's hash; the relaying is
+    # asserted where it is certain, behind HAProxy.)
+
+    # One session per page, once a page's abandoned first attempt (sockjs-client gives up on a
+    # transport after about a second on a loaded machine, and the app connects again) has
+    # passed its disconnect delay.
+    async def one_session_per_page() -> bool:
+        return sum(h["sessions"] for h in (await deployment.health()).values()) == len(apps)
+
+    await wait_for(one_session_per_page, 15, "one session per page")
 
     # Leaves, in two batches: each closed page's cursor goes from every page left, which
     # are told it left, at once after its `bye` (over the session or `POST /presence/bye`).
@@ -202,7 +217,7 @@ async def test_all_nine_transports_share_a_room(pages: Apps, deployment: Deploym
         for app in staying:
             leaves = {m["id"] for _, m in await received(app) if m.get("type") == "leave"}
             assert set(gone.values()) <= leaves, (app.name, gone, leaves)
-        await assert_no_flicker(staying, {ids[a.name] for a in staying}, settled)
+        await assert_no_flicker(staying, {ids[a.name] for a in staying}, settled, deployment)
         by_leaver = {name: max(took[i :: len(gone)]) for i, name in enumerate(gone)}
         print(
             f"{deployment.name}: closed pages gone everywhere after (s)"
@@ -280,7 +295,7 @@ async def test_a_polling_page_is_served_by_several_nodes(
     served = nodes_of_session(poller)
     print(f"{transport}: {moves} moves; the session's requests by node {dict(served)}")
     assert len(set(served) - {""}) >= 2, served
-    await assert_no_flicker([watcher, poller], {poller_id, await watcher.id()}, settled)
+    await assert_no_flicker([watcher, poller], {poller_id, await watcher.id()}, settled, deployment)
 
 
 # Known gap, issue #15 left open (see docs/deploy.md): with nine pages and a SIGKILLed node,

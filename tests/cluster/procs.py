@@ -15,15 +15,16 @@ from typing import Any
 import aiohttp
 from redis.asyncio import Redis
 
-from tests.support.server import ServerProcess, clean_environment, free_port
+from tests.support.server import READY_WITHIN, ServerProcess, clean_environment, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 HAPROXY_TEMPLATE = REPO / "deploy" / "haproxy.cfg"
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
-#: Seconds to wait for a process to come up (or go away).
-STARTUP = 15.0
+#: Seconds to wait for a process to come up (or go away): an upper bound on an event, as
+#: the servers' own `READY_WITHIN` (a loaded CI machine imports slowly).
+STARTUP = READY_WITHIN
 
 
 def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 10) -> None:
