@@ -239,10 +239,14 @@ class SessionDirectory:
             relay = self._relays.get(rid)
             if relay is not None:
                 relay.pull() if op == "pull" else relay.ended(op == "abort")
-        elif op in ("frame", "drop"):
+        elif op in ("frame", "drop", "release"):
             remote = self._remotes.get(rid)
-            if remote is not None:
-                remote.on_frame(body) if op == "frame" else remote.on_lost()
+            if remote is None:
+                pass
+            elif op == "frame":
+                remote.on_frame(body)
+            else:
+                remote.on_lost() if op == "drop" else remote.on_released()
 
     def peers(self) -> set[str]:
         return (
@@ -252,10 +256,17 @@ class SessionDirectory:
         )
 
     def peers_lost(self, peers: set[str]) -> None:
+        # A peer taken for dead may only have been slow (a process held off its CPU, a Redis
+        # timeout on a loaded machine). Each link is cut on both sides, so that if it lives
+        # no request of its hangs on a relay nobody feeds and no relay of its holds a
+        # session's one receiver slot (2010 to every next request); and cut cleanly: the
+        # clients' next requests find their sessions anew, wherever they are.
         for remote in [r for r in self._remotes.values() if r.peer in peers]:
-            remote.on_lost()
+            self.post(remote.peer, {"op": "done", "rid": remote.rid})
+            remote.on_released()
         for relay in [r for r in self._relays.values() if r.peer in peers]:
-            relay.ended(True)
+            self.post(relay.peer, {"op": "release", "rid": relay.rid})
+            relay.ended(False)
         for peer, answer in list(self._asks.values()):
             if peer in peers and not answer.done():
                 answer.set_result({"op": "gone"})

@@ -137,13 +137,21 @@ class RemoteSession:
         except SessionGone:
             self.on_lost()
             return
+        self.on_released()
+
+    # -- from the owner ---------------------------------------------------------------------
+
+    def on_released(self) -> None:
+        """The relay is over but the session lives (this node is stopping, or one node took
+        the other for dead while it was only slow): end the client's response cleanly, with
+        what the owner sent before; the client's next request finds the session anew."""
+        if not self._attached:
+            return
         self._attached = False
         self._left = True
         self._courier.forget(self.rid)
         if self._receiver is not None:
             self._receiver.wake()
-
-    # -- from the owner ---------------------------------------------------------------------
 
     def on_frame(self, frame: bytes) -> None:
         self._pulling = False
