@@ -201,6 +201,18 @@ async def test_a_sink_that_stops_gives_the_connection_up(
     assert pool.opened == 2
 
 
+async def test_a_sink_error_fails_the_request_with_that_error(
+    served: tuple[Served, str], pool: HttpPool
+) -> None:
+    _, url = served
+
+    def sink(chunk: bytes) -> bool:
+        raise ValueError(f"bad frame {chunk[:5]!r}")
+
+    with pytest.raises(ValueError, match="bad frame b'first'"):
+        await pool.request(pool.encode("GET", url + "/split"), sink, long=True)
+
+
 def _client(
     cls: type[SockJSClient], http: aiohttp.ClientSession, pool: HttpPool, base: str
 ) -> SockJSClient:
