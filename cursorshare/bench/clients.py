@@ -42,8 +42,9 @@ _loads = orjson.loads
 _perf_counter = time.perf_counter
 
 SEND_CONTENT_TYPE = "text/plain;charset=UTF-8"
-# A receive loop that never had to wait yields to the event loop after this many frames (or
-# chunks), so one client drowning in a burst cannot stall the send scheduler for long.
+# The websocket receive loop, when it never had to wait, yields to the event loop after this
+# many frames, so one client drowning in a burst cannot stall the send scheduler for long. (The
+# HTTP transports parse in the connection's data_received, which returns to the loop per read.)
 YIELD_EVERY = 32
 
 # A cursor path: 64 points on an ellipse, in page pixels. Each client starts at its own offset.
