@@ -14,6 +14,9 @@ says which room it belongs to; a move from another room is booked as a cross-roo
 Moves are queued with :meth:`SockJSClient.move` (never blocks); one flush task per client sends
 whatever is pending as one SockJS send (a JSON array of strings), so a client whose previous send
 is still in flight batches its moves the way sockjs-client does.
+
+HTTP requests go through the generator process's :class:`~cursorshare.bench.leanhttp.HttpPool`
+(a lean keep-alive client); only the websocket transport uses aiohttp's ``ClientSession``.
 """
 
 from __future__ import annotations
@@ -23,21 +26,25 @@ import contextlib
 import math
 import random
 import time
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import aiohttp
 import orjson
 
 from .stats import FINE_BUCKETS, FINE_PER_MS, N_BUCKETS, ROOM_BUCKETS, bucket_of, room_bucket_of
 
+if TYPE_CHECKING:  # leanhttp needs httptools (the bench extra): imported when a pool is made
+    from .leanhttp import HttpPool
+
 __all__ = ["SessionClosed", "SockJSClient", "Tally", "room_name"]
 
 _loads = orjson.loads
 _perf_counter = time.perf_counter
 
-SEND_HEADERS = {"Content-Type": "text/plain;charset=UTF-8"}
-# A receive loop that never had to wait yields to the event loop after this many frames (or
-# chunks), so one client drowning in a burst cannot stall the send scheduler for long.
+SEND_CONTENT_TYPE = "text/plain;charset=UTF-8"
+# The websocket receive loop, when it never had to wait, yields to the event loop after this
+# many frames, so one client drowning in a burst cannot stall the send scheduler for long. (The
+# HTTP transports parse in the connection's data_received, which returns to the loop per read.)
 YIELD_EVERY = 32
 
 # A cursor path: 64 points on an ellipse, in page pixels. Each client starts at its own offset.
@@ -126,6 +133,7 @@ class SockJSClient:
     def __init__(
         self,
         http: aiohttp.ClientSession,
+        pool: HttpPool,
         base_url: str,
         index: int,
         tally: Tally,
@@ -136,6 +144,7 @@ class SockJSClient:
         deadline: float = math.inf,
     ) -> None:
         self.http = http
+        self.pool = pool
         self.index = index
         self.tally = tally
         self.rooms = max(1, rooms)
@@ -145,6 +154,8 @@ class SockJSClient:
         self.session_url = f"{base_url.rstrip('/')}/{server}/{session}"
         # Appended to every request URL, after the transport's path, as sockjs-client does.
         self.query = f"?room={room_name(self.room)}" if self.rooms > 1 else ""
+        # The xhr_send request up to its Content-Length value, encoded once.
+        self._send_head = b""
         # Highest sequence number received per member of the room (sender ``c`` is member
         # ``c // rooms``); None for a counting-only client.
         members = -(-n_senders // self.rooms)
@@ -246,23 +257,28 @@ class SockJSClient:
         A keep-alive connection the server closed while it sat idle fails at once; like a
         browser, retry such a send once on a new connection.
         """
+        head = self._send_head
+        if not head:
+            url = self.session_url + "/xhr_send" + self.query
+            head = self._send_head = self.pool.head("POST", url, SEND_CONTENT_TYPE)
         data = body.encode()
+        request = head + b"Content-Length: %d\r\n\r\n" % len(data) + data
         for attempt in (1, 2):
             try:
-                async with self.http.post(
-                    self.session_url + "/xhr_send" + self.query, data=data, headers=SEND_HEADERS
-                ) as resp:
-                    await resp.read()
-                    if resp.status == 404:
-                        self.closed = True
-                        raise SessionClosed("xhr_send: session not found")
-                    if resp.status not in (200, 204):
-                        raise RuntimeError(f"xhr_send: HTTP {resp.status}")
-                    return
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                status, _ = await self.pool.request(request)
+            except TimeoutError:
+                raise  # the server is stuck, not gone: a retry would wait as long
+            except OSError:  # leanhttp.ConnectionDropped is a ConnectionError
                 if attempt == 2 or self.closed:
                     raise
                 self.tally.resends += 1
+                continue
+            if status == 404:
+                self.closed = True
+                raise SessionClosed("xhr_send: session not found")
+            if status not in (200, 204):
+                raise RuntimeError(f"xhr_send: HTTP {status}")
+            return
 
     # -- receiving -----------------------------------------------------------------------
 

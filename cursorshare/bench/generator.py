@@ -20,7 +20,7 @@ import contextlib
 import gc
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import aiohttp
 
@@ -29,7 +29,19 @@ from .probes import own_cpu_seconds
 from .stats import LatencyHistogram
 from .transports import client_class
 
-__all__ = ["Channel", "Part", "PartResult", "close_all", "connector", "generate", "open_all"]
+if TYPE_CHECKING:
+    from .leanhttp import HttpPool
+
+__all__ = [
+    "Channel",
+    "Part",
+    "PartResult",
+    "close_all",
+    "connector",
+    "generate",
+    "http_pool",
+    "open_all",
+]
 
 # The scheduler sleeps at least this long between wake-ups (s).
 TICK_QUANTUM = 0.001
@@ -92,9 +104,20 @@ class Channel(Protocol):
 
 
 def connector() -> aiohttp.TCPConnector:
-    # Idle keep-alive connections are dropped after 4 s, before servers drop them (node's
-    # http server closes them after 5 s), so a send rarely picks a connection being closed.
+    # For the websocket transport only (HTTP transports use leanhttp.HttpPool): no limit on
+    # connections, one per session.
     return aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=4.0)
+
+
+def http_pool(url: str) -> HttpPool:
+    """The HTTP transports' connection pool of one generator process (see leanhttp)."""
+    try:
+        from .leanhttp import HttpPool
+    except ImportError:
+        raise RuntimeError(
+            "the load generator's HTTP client needs httptools: pip install 'cursorshare[bench]'"
+        ) from None
+    return HttpPool(url)
 
 
 async def open_all(
@@ -192,12 +215,16 @@ async def generate(part: Part, channel: Channel) -> PartResult:
     # processes to open their sessions included).
     deadline = time.perf_counter() + 60.0 + part.warmup + part.duration + part.drain
     deadline += 2 * part.connect_timeout * (1 + part.clients / max(1, part.connect_concurrency))
-    async with aiohttp.ClientSession(
-        connector=connector(), timeout=aiohttp.ClientTimeout(total=30.0)
-    ) as http:
+    async with (
+        aiohttp.ClientSession(
+            connector=connector(), timeout=aiohttp.ClientTimeout(total=30.0)
+        ) as http,
+        http_pool(part.url) as pool,
+    ):
         clients = [
             cls(
                 http,
+                pool,
                 part.url,
                 i,
                 tally,

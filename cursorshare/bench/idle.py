@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 
 from .clients import Tally
-from .generator import close_all, connector, open_all
+from .generator import close_all, connector, http_pool, open_all
 from .probes import ServerProbe, raise_nofile_limit
 from .transports import client_class
 
@@ -60,13 +60,16 @@ async def run_idle(config: IdleConfig) -> IdleResult:
     )
     rss_before = rss_after = None
     warnings: list[str] = []
-    async with aiohttp.ClientSession(
-        connector=connector(), timeout=aiohttp.ClientTimeout(total=30.0)
-    ) as http:
+    async with (
+        aiohttp.ClientSession(
+            connector=connector(), timeout=aiohttp.ClientTimeout(total=30.0)
+        ) as http,
+        http_pool(config.url) as pool,
+    ):
         if probe is not None:
             rss_before = probe.rss_bytes()
         clients = [
-            cls(http, config.url, i, tally, n_senders=0, observer=False, deadline=deadline)
+            cls(http, pool, config.url, i, tally, n_senders=0, observer=False, deadline=deadline)
             for i in range(config.sessions)
         ]
         t_open = time.perf_counter()

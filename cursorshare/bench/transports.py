@@ -87,30 +87,46 @@ class WebSocketClient(SockJSClient):
 
 
 class _StreamingClient(SockJSClient):
-    """Shared loop of the streaming transports: one long response, reopened when it ends."""
+    """Shared loop of the streaming transports: one long response, reopened when it ends.
+
+    The response's body chunks are parsed as they arrive (``_frames``, called by the HTTP
+    connection); a frame cut by a chunk boundary waits in ``_carry`` for the rest.
+    """
 
     method: ClassVar[str] = "POST"
     path: ClassVar[str] = ""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._carry = b""
+        self._ended = False  # the session ended (a `c` frame) or the run's deadline passed
+
     async def _run(self) -> None:
+        request = self.pool.encode(self.method, self.session_url + self.path + self.query)
         first = True
         while self._alive():
             if not first:
                 self.tally.reopens += 1
             first = False
-            async with self.http.request(
-                self.method,
-                self.session_url + self.path + self.query,
-                timeout=aiohttp.ClientTimeout(),
-            ) as resp:
-                if resp.status == 404:
-                    raise SessionClosed(f"{self.path}: session not found")
-                if resp.status != 200:
-                    raise RuntimeError(f"{self.path}: HTTP {resp.status}")
-                if not await self._read(resp.content):
-                    return
+            self._carry = b""
+            status, _ = await self.pool.request(request, self._feed, long=True)
+            if status == 404:
+                raise SessionClosed(f"{self.path}: session not found")
+            if status != 200:
+                raise RuntimeError(f"{self.path}: HTTP {status}")
+            if self._ended:
+                return
+            # Otherwise the server ended the response (its response_limit): reopen.
 
-    async def _read(self, content: aiohttp.StreamReader) -> bool:  # pragma: no cover
+    def _feed(self, chunk: bytes) -> bool:
+        """One body chunk of the stream; False stops reading it."""
+        if self._frames(chunk) and self._alive():
+            return True
+        self._ended = True
+        return False
+
+    def _frames(self, chunk: bytes) -> bool:  # pragma: no cover - abstract
+        """Parse the frames ``chunk`` completes; False when the session ended."""
         raise NotImplementedError
 
 
@@ -120,27 +136,17 @@ class XhrStreamingClient(_StreamingClient):
     transport = "xhr-streaming"
     path = "/xhr_streaming"
 
-    async def _read(self, content: aiohttp.StreamReader) -> bool:
-        carry = b""
-        budget = YIELD_EVERY
-        while self._alive():
-            chunk = await content.readany()
-            if not chunk:
-                return True  # the server ended the response (response_limit): reopen
-            buf = carry + chunk if carry else chunk
-            start = 0
-            nl = buf.find(b"\n")
-            budget -= 1
-            if budget <= 0 or len(buf) > 4096:
-                budget = YIELD_EVERY
-                await asyncio.sleep(0)
-            while nl >= 0:
-                if not self._frame_bytes(buf, start, nl):
-                    return False
-                start = nl + 1
-                nl = buf.find(b"\n", start)
-            carry = buf[start:]
-        return False
+    def _frames(self, chunk: bytes) -> bool:
+        buf = self._carry + chunk if self._carry else chunk
+        start = 0
+        nl = buf.find(b"\n")
+        while nl >= 0:
+            if not self._frame_bytes(buf, start, nl):
+                return False
+            start = nl + 1
+            nl = buf.find(b"\n", start)
+        self._carry = buf[start:]
+        return True
 
 
 class EventSourceClient(_StreamingClient):
@@ -150,32 +156,22 @@ class EventSourceClient(_StreamingClient):
     method = "GET"
     path = "/eventsource"
 
-    async def _read(self, content: aiohttp.StreamReader) -> bool:
-        carry = b""
-        budget = YIELD_EVERY
-        while self._alive():
-            chunk = await content.readany()
-            if not chunk:
-                return True
-            buf = carry + chunk if carry else chunk
-            budget -= 1
-            if budget <= 0 or len(buf) > 4096:
-                budget = YIELD_EVERY
-                await asyncio.sleep(0)
-            start = 0
-            end = buf.find(b"\r\n\r\n")
-            while end >= 0:
-                s = start
-                while buf.startswith(b"\r\n", s, end):
-                    s += 2
-                if buf.startswith(b"data: ", s, end):
-                    s += 6
-                    if not self._frame_bytes(buf, s, end):
-                        return False
-                start = end + 4
-                end = buf.find(b"\r\n\r\n", start)
-            carry = buf[start:]
-        return False
+    def _frames(self, chunk: bytes) -> bool:
+        buf = self._carry + chunk if self._carry else chunk
+        start = 0
+        end = buf.find(b"\r\n\r\n")
+        while end >= 0:
+            s = start
+            while buf.startswith(b"\r\n", s, end):
+                s += 2
+            if buf.startswith(b"data: ", s, end):
+                s += 6
+                if not self._frame_bytes(buf, s, end):
+                    return False
+            start = end + 4
+            end = buf.find(b"\r\n\r\n", start)
+        self._carry = buf[start:]
+        return True
 
 
 class XhrPollingClient(SockJSClient):
@@ -184,18 +180,17 @@ class XhrPollingClient(SockJSClient):
     transport = "xhr-polling"
 
     async def _run(self) -> None:
-        url = self.session_url + "/xhr" + self.query
+        request = self.pool.encode("POST", self.session_url + "/xhr" + self.query)
         first = True
         while self._alive():
             if not first:
                 self.tally.reopens += 1
             first = False
-            async with self.http.post(url, timeout=aiohttp.ClientTimeout()) as resp:
-                body = await resp.read()
-                if resp.status == 404:
-                    raise SessionClosed("xhr: session not found")
-                if resp.status != 200:
-                    raise RuntimeError(f"xhr: HTTP {resp.status}")
+            status, body = await self.pool.request(request, long=True)
+            if status == 404:
+                raise SessionClosed("xhr: session not found")
+            if status != 200:
+                raise RuntimeError(f"xhr: HTTP {status}")
             end = len(body)
             while end > 0 and body[end - 1] == 0x0A:
                 end -= 1

@@ -1,8 +1,8 @@
 """The runtime package stays out of the benchmark tooling (issue #12).
 
 The server and the ``cursorshare`` command must never import the comparison tooling
-(``benchmarks/``) nor psutil (the ``bench`` extra) at import time, and must run without
-psutil installed. Checked in fresh interpreters, since this process has both loaded
+(``benchmarks/``) nor psutil and httptools (the ``bench`` extra) at import time, and must run
+without them installed. Checked in fresh interpreters, since this process has both loaded
 (tests/test_architecture.py checks the same from the source, and the size of every module).
 """
 
@@ -14,6 +14,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 import cursorshare
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +26,7 @@ import json, sys
 import cursorshare.server, cursorshare.cli
 cursorshare.cli.build_parser()  # wires the bench subcommand
 print(json.dumps(sorted(m for m in sys.modules
-                        if m.split(".")[0] in ("benchmarks", "psutil"))))
+                        if m.split(".")[0] in ("benchmarks", "psutil", "httptools"))))
 """
 
 # psutil made unimportable (a None entry in sys.modules makes `import psutil` fail).
@@ -40,6 +42,20 @@ build_app(config.from_args(args))
 build_parser().parse_args(["bench", "--url", "http://127.0.0.1:1/ws", "--rooms", "3"])
 try:
     ServerProbe(1)
+except RuntimeError as exc:
+    print(exc)
+"""
+
+
+# httptools made unimportable: the load generator's HTTP client says what it needs.
+_WITHOUT_HTTPTOOLS = """
+import sys
+sys.modules["httptools"] = None
+from cursorshare.cli import build_parser
+from cursorshare.bench.generator import http_pool
+build_parser().parse_args(["bench", "--url", "http://127.0.0.1:1/ws", "-t", "xhr-polling"])
+try:
+    http_pool("http://127.0.0.1:1/ws")
 except RuntimeError as exc:
     print(exc)
 """
@@ -66,6 +82,11 @@ def test_the_server_runs_without_psutil_and_says_what_the_probe_needs() -> None:
     assert "needs psutil" in out and "cursorshare[bench]" in out
 
 
+def test_the_load_generator_says_it_needs_httptools() -> None:
+    out = _python(_WITHOUT_HTTPTOOLS)
+    assert "needs httptools" in out and "cursorshare[bench]" in out
+
+
 def test_the_comparison_tooling_is_not_in_the_package() -> None:
     assert not (PACKAGE / "bench" / "compare.py").exists()
     assert (ROOT / "benchmarks" / "compare.py").exists()
@@ -73,7 +94,10 @@ def test_the_comparison_tooling_is_not_in_the_package() -> None:
     assert not (ROOT / "bench").exists()
 
 
-def test_psutil_is_an_extra_not_a_dependency() -> None:
+@pytest.mark.parametrize("package", ["psutil", "httptools"])
+def test_bench_packages_are_an_extra_not_a_dependency(package: str) -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    assert not [d for d in project["dependencies"] if d.startswith("psutil")]
-    assert [d for d in project["optional-dependencies"]["bench"] if d.startswith("psutil")]
+    assert not [d for d in project["dependencies"] if d.startswith(package)]
+    assert [d for d in project["optional-dependencies"]["bench"] if d.startswith(package)]
+    # scripts/bootstrap installs the test extra: the bench tests need it too.
+    assert [d for d in project["optional-dependencies"]["test"] if d.startswith(package)]
