@@ -49,8 +49,8 @@ QUIET_WAIT="${QUIET_WAIT:-60}"
 command -v node >/dev/null || { echo "bench.sh: node is required" >&2; exit 1; }
 command -v npm >/dev/null || { echo "bench.sh: npm is required" >&2; exit 1; }
 command -v taskset >/dev/null || echo "bench.sh: taskset not found: servers will not be pinned" >&2
-"$PYTHON" -c 'import psutil' 2>/dev/null || {
-  echo "bench.sh: psutil is required: pip install -e '.[bench]'" >&2; exit 1; }
+"$PYTHON" -c 'import psutil, httptools' 2>/dev/null || {
+  echo "bench.sh: psutil and httptools are required: pip install -e '.[bench]'" >&2; exit 1; }
 
 mkdir -p "$OUT_DIR"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
