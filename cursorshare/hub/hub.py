@@ -259,9 +259,7 @@ class Hub:
         """Another node asks: end ``member_id`` for good if it is here (`Backplane.farewell`)."""
         room = self._rooms.get(room_name)
         member = None if room is None else room.members.get(member_id)
-        if member is None:
-            log.debug("farewell for %s in %s: not a member here", member_id, room_name)
-        elif self.farewell_handler is not None:
+        if member is not None and self.farewell_handler is not None:
             self.farewell_handler(room_name, member)
 
     def remote_handover(self, room_name: str, member_id: str) -> None:
