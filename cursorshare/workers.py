@@ -5,10 +5,12 @@ same address with ``SO_REUSEPORT``: the kernel spreads incoming connections over
 so a session's requests may reach any of them, and the session directory (which needs the
 Redis backplane) lets each serve them. No balancer is needed in front.
 
-The parent only starts the workers and stops them: SIGTERM or SIGINT is passed on to every
-worker, each closes its sessions and says goodbye to Redis, and the parent exits when all
-have. A worker that dies is reported; the others go on serving (its users' clients reconnect
-to them).
+The parent starts the workers, restarts any that dies, and stops them: SIGTERM or SIGINT is
+passed on to every worker, each closes its sessions and says goodbye to Redis, and the parent
+exits when all have. A worker that dies is reported and started again under the same node id
+(a new process, so a new instance: the others see the old one dead and its users' clients
+resume through any worker); one that keeps dying soon after its start is restarted after a
+growing delay, so a crash loop does not spin.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import multiprocessing.connection
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable
 from types import FrameType
 
@@ -54,55 +57,106 @@ def worker_settings(settings: Settings, index: int) -> Settings:
     return dataclasses.replace(settings, workers=1, node_id=f"{base}-w{index}")
 
 
+#: A worker that lived this long was healthy: its next restart is immediate again.
+HEALTHY_AFTER = 10.0
+#: Restart delays of a worker that keeps dying sooner: doubling from the first to the last.
+RESTART_DELAY_MIN = 0.5
+RESTART_DELAY_MAX = 30.0
+
+
 def _work(serve: Serve, settings: Settings) -> None:
     serve(settings, reuse_port=True)
 
 
+class _Slot:
+    """Worker ``index``: its current process, and when to start the next one if it died."""
+
+    def __init__(self, index: int, spawn: Callable[[int], multiprocessing.process.BaseProcess]):
+        self.index = index
+        self._spawn = spawn
+        self.process = spawn(index)
+        self.started = 0.0
+        self.delay = 0.0  # before the next restart (0: at once)
+        self.due: float | None = None  # when a dead worker starts again
+
+    def start(self) -> None:
+        self.process.start()
+        self.started = time.monotonic()
+        self.due = None
+
+    def died(self) -> float:
+        """Schedule the restart; returns its delay."""
+        if time.monotonic() - self.started >= HEALTHY_AFTER:
+            self.delay = 0.0
+        else:
+            self.delay = min(RESTART_DELAY_MAX, max(RESTART_DELAY_MIN, self.delay * 2))
+        self.due = time.monotonic() + self.delay
+        self.process = self._spawn(self.index)
+        return self.delay
+
+
 def run(settings: Settings, serve: Serve) -> int:
     """Start the workers, each running ``serve`` (a module-level function, so the spawned
-    process can import it), and wait for them; returns the exit status."""
+    process can import it), restart those that die, and wait for them all after SIGTERM or
+    SIGINT; returns the exit status (1 if any worker died on its own meanwhile)."""
     check(settings)
     context = multiprocessing.get_context("spawn")  # nothing of the parent's loop is copied
-    workers = [
-        context.Process(
-            target=_work, args=(serve, worker_settings(settings, i)), name=f"worker-{i}"
+
+    def spawn(index: int) -> multiprocessing.process.BaseProcess:
+        return context.Process(
+            target=_work, args=(serve, worker_settings(settings, index)), name=f"worker-{index}"
         )
-        for i in range(1, settings.workers + 1)
-    ]
+
+    slots = [_Slot(i, spawn) for i in range(1, settings.workers + 1)]
     stopping = False
 
     def stop(signum: int, frame: FrameType | None) -> None:
         nonlocal stopping
         stopping = True
-        for worker in workers:
-            if worker.pid is not None and worker.exitcode is None:
-                os.kill(worker.pid, signal.SIGTERM)
+        for slot in slots:
+            pid = slot.process.pid
+            if pid is not None and slot.process.exitcode is None:
+                os.kill(pid, signal.SIGTERM)
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        for worker in workers:
-            worker.start()
+        for slot in slots:
+            slot.start()
         print(
-            f"cursorshare: {len(workers)} workers on port {settings.port} "
-            f"(pids {', '.join(str(w.pid) for w in workers)})",
+            f"cursorshare: {len(slots)} workers on port {settings.port} "
+            f"(pids {', '.join(str(slot.process.pid) for slot in slots)})",
             flush=True,
         )
-        running = list(workers)
         failed = False
-        while running:
-            multiprocessing.connection.wait([w.sentinel for w in running])
-            for worker in [w for w in running if w.exitcode is not None]:
-                running.remove(worker)
-                if not stopping:
-                    failed = True
-                    log.error(
-                        "%s (pid %s) exited with status %s; %d workers still serve",
-                        worker.name,
-                        worker.pid,
-                        worker.exitcode,
-                        len(running),
-                    )
-        return 1 if failed else 0
+        while True:
+            now = time.monotonic()
+            for slot in slots:
+                if not stopping and slot.due is not None and slot.due <= now:
+                    slot.start()
+                    log.warning("%s started again (pid %s)", slot.process.name, slot.process.pid)
+            running = [s for s in slots if s.due is None and s.process.exitcode is None]
+            waiting = [] if stopping else [s for s in slots if s.due is not None]
+            if not running and not waiting:
+                return 1 if failed else 0
+            timeout = min((s.due - now for s in waiting if s.due is not None), default=None)
+            multiprocessing.connection.wait(
+                [s.process.sentinel for s in running], None if timeout is None else max(0, timeout)
+            )
+            for slot in [s for s in running if s.process.exitcode is not None]:
+                if stopping:
+                    continue
+                failed = True
+                dead = slot.process
+                delay = slot.died()
+                log.error(
+                    "%s (pid %s) exited with status %s; %d workers still serve; restarting it"
+                    " in %.1f s",
+                    dead.name,
+                    dead.pid,
+                    dead.exitcode,
+                    sum(1 for s in slots if s.due is None and s.process.exitcode is None),
+                    delay,
+                )
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

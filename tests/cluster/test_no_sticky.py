@@ -12,6 +12,7 @@ import asyncio
 import collections
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -142,8 +143,12 @@ class Workers:
         return seen
 
     def pids(self) -> list[int]:
-        line = next(x for x in self.log.read_text().splitlines() if "workers on port" in x)
-        return [int(pid) for pid in line.split("(pids ")[1].rstrip(")").split(", ")]
+        """The workers' pids: the first ones, then those started again, in order."""
+        lines = self.log.read_text().splitlines()
+        line = next(x for x in lines if "workers on port" in x)
+        first = [int(pid) for pid in line.split("(pids ")[1].rstrip(")").split(", ")]
+        again = [int(m) for m in re.findall(r"started again \(pid (\d+)\)", "\n".join(lines))]
+        return first + again
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -169,16 +174,25 @@ async def test_workers_share_one_port_and_every_transport(
         peers = await room_works(f"{workers.url}/ws", "lobby")
         await leaves_reach_everyone(peers)
 
-        # A worker killed: the others go on serving; newcomers join and see each other.
+        # A worker killed: the others go on serving; newcomers join and see each other. The
+        # parent starts it again (same node id, a new process), and it serves too.
         victim = workers.pids()[0]
         os.kill(victim, signal.SIGKILL)
         survivors = await room_works(f"{workers.url}/ws", "after")
         await leaves_reach_everyone(survivors)
 
+        async def restarted() -> bool:
+            return len(workers.pids()) == 4
+
+        await wait_for(restarted, STARTUP, "worker-1 started again")
+        assert set(await workers.nodes()) == {"w-w1", "w-w2", "w-w3"}
+        again = await room_works(f"{workers.url}/ws", "again")
+        await leaves_reach_everyone(again)
+
         # SIGTERM to the parent stops every worker cleanly; its status tells of the dead one.
         workers.proc.send_signal(signal.SIGTERM)
         assert workers.proc.wait(20) == 1
-        assert f"(pid {victim}) exited with status -9; 2 workers still serve" in (
+        assert f"(pid {victim}) exited with status -9; 2 workers still serve; restarting" in (
             workers.log.read_text()
         )
         for pid in workers.pids():
