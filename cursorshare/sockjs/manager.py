@@ -59,8 +59,8 @@ class SessionManager(Mapping[str, Session]):
 
     Keys are HTTP session ids and internal websocket keys; only `http_session` resolves a
     client-supplied id, and only among HTTP sessions. Lifecycle events (CLOSE, CLOSED) of a
-    session reach the handler in order, from one task per session at a time; OPEN and MESSAGE
-    are awaited by the transport that received them.
+    session reach the handler in order, after its OPEN, from one task per session at a time;
+    OPEN runs in a task of its session, MESSAGE is awaited by the transport that received it.
     """
 
     def __init__(self, name: str, handler: Handler, options: EndpointOptions) -> None:
@@ -229,6 +229,7 @@ class SessionManager(Mapping[str, Session]):
     async def _drain_events(self, session: Session) -> None:
         pending = self._pending_events[session]
         try:
+            await session.opened()  # CLOSE and CLOSED come after the handler's OPEN
             while pending:
                 await self.dispatch(session, pending.pop(0))
         finally:

@@ -26,7 +26,8 @@ from typing import Any, Protocol
 
 from .frames import HEARTBEAT
 from .messages import CloseReason
-from .session import Receiver, Session
+from .receiver import Receiver
+from .session import Session
 
 #: The JSON head of a message between nodes (its kind, session id, sequence numbers, ...).
 Header = dict[str, Any]

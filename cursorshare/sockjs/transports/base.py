@@ -88,7 +88,7 @@ class HttpReceiver:
         return self.request.transport is None
 
     async def settled(self) -> None:
-        """Another request for the session came while this one waits (`session.InDoubt`): if
+        """Another request for the session came while this one waits (`receiver.InDoubt`): if
         this one's client is gone (a lost connection aiohttp did not cancel), end it now as
         the abort it is, so the newcomer gets the session's 1002, not a 2010 for a request
         nobody will read (sockjs-protocol's HandlingClose.test_abort_*)."""
