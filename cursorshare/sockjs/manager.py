@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from . import frames
-from .messages import SHUTDOWN, SockjsMessage
+from .messages import SHUTDOWN, MsgType, SockjsMessage
 from .options import EndpointOptions
 from .session import Session
 from .stats import EndpointStats
@@ -39,6 +39,8 @@ __all__ = ["EndpointStats", "Handler", "SessionManager"]
 
 #: How often waiting polls and streams are checked for a client that went away.
 ABORT_CHECK_SECONDS = 1.0
+#: Default of `SessionManager.shutdown_open_timeout`.
+SHUTDOWN_OPEN_TIMEOUT = 5.0
 
 
 class Watched(Protocol):
@@ -73,6 +75,10 @@ class SessionManager(Mapping[str, Session]):
         self._per_address: Counter[str | None] = Counter()
         self._pending_events: dict[Session, list[SockjsMessage]] = {}
         self._event_tasks: set[asyncio.Task[None]] = set()
+        self._open_tasks: set[asyncio.Task[None]] = set()
+        #: Seconds shutdown waits for handlers still on OPEN before cancelling them: a
+        #: session's CLOSE and CLOSED wait for its OPEN, and shutdown waits for those.
+        self.shutdown_open_timeout = SHUTDOWN_OPEN_TIMEOUT
         self._watched: set[Watched] = set()
         self._watch_timer: asyncio.TimerHandle | None = None
         self.stats = EndpointStats()
@@ -215,6 +221,15 @@ class SessionManager(Mapping[str, Session]):
                 "sockjs handler failed on %s for session %s", message.type.value, session.id
             )
 
+    def begin_open(self, session: Session) -> asyncio.Task[None]:
+        """Run the handler's OPEN of ``session`` in a task of its own (`Session.connect`)."""
+        task = asyncio.get_running_loop().create_task(
+            self.dispatch(session, SockjsMessage(MsgType.OPEN))
+        )
+        self._open_tasks.add(task)
+        task.add_done_callback(self._open_tasks.discard)
+        return task
+
     def emit(self, session: Session, message: SockjsMessage) -> None:
         """Queue a lifecycle event for the handler, after the session's earlier ones."""
         pending = self._pending_events.get(session)
@@ -255,6 +270,12 @@ class SessionManager(Mapping[str, Session]):
             await self.directory.hand_back()
         for session in self._all():
             session.expire()
+        if self._open_tasks:
+            # An OPEN that never returns would hold its session's CLOSE and CLOSED, and so
+            # the shutdown, forever; cancelled, the handler still gets them after it.
+            _, late = await asyncio.wait(self._open_tasks, timeout=self.shutdown_open_timeout)
+            for task in late:
+                task.cancel()
         while self._event_tasks:
             await asyncio.gather(*self._event_tasks, return_exceptions=True)
 

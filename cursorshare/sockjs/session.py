@@ -65,6 +65,9 @@ class SessionOwner(Protocol):
     async def dispatch(self, session: Session, message: SockjsMessage) -> None:
         """Await the handler on one event of ``session``."""
 
+    def begin_open(self, session: Session) -> asyncio.Task[None]:
+        """Run the handler's OPEN of ``session`` in a task of its own."""
+
     def emit(self, session: Session, message: SockjsMessage) -> None:
         """Queue a lifecycle event for the handler, after the session's earlier ones."""
 
@@ -216,9 +219,7 @@ class Session:
         if self.state is SessionState.OPEN:
             self._arm_heartbeat()
         if opening:
-            opening_task = asyncio.get_running_loop().create_task(
-                self.manager.dispatch(self, SockjsMessage(MsgType.OPEN))
-            )
+            opening_task = self.manager.begin_open(self)
             opening_task.add_done_callback(self._opened_now)
             self._opening = opening_task
         return True

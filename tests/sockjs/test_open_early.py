@@ -212,3 +212,16 @@ async def test_open_that_raises_is_logged_and_the_session_goes_on(caplog):
     await asyncio.wait_for(session.deliver(["after"]), TIMEOUT)
     assert seen == [MsgType.OPEN, MsgType.MESSAGE]
     assert "sockjs handler failed on open" in caplog.text
+
+
+async def test_shutdown_does_not_hang_on_an_open_that_never_returns(gated):
+    """CLOSE and CLOSED wait for OPEN, and shutdown waits for them: an OPEN stuck on a dead
+    backend is cancelled after `shutdown_open_timeout`, and the handler still sees the close."""
+    manager = add_endpoint(web.Application(), gated.handler, prefix="/unit")
+    manager.shutdown_open_timeout = 0.05  # the gate is never opened: OPEN never returns
+    session = manager.create_http(str(uuid.uuid4()), transport="xhr", request=None)
+    assert await session.connect(FakeReceiver())
+    await gated.wait_for(MsgType.OPEN)
+    await asyncio.wait_for(manager.shutdown(), TIMEOUT)
+    assert gated.log == [MsgType.OPEN, MsgType.CLOSE, MsgType.CLOSED]
+    assert len(manager) == 0
