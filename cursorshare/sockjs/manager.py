@@ -126,8 +126,9 @@ class SessionManager(Mapping[str, Session]):
     ) -> Session | RemoteSession | None:
         """The session a receiving request names: this node's, another node's (through the
         directory), or a new one here. None when a new one would pass the session limits;
-        raises `remote.SessionGone` when the node holding it does not answer. ``once``: the
-        request takes one frame (a poll)."""
+        raises `remote.SessionGone` when the node holding it does not answer, and
+        `remote.SessionLost` when that node died. ``once``: the request takes one frame (a
+        poll)."""
         session = self._http.get(session_id)
         if session is not None:
             return session

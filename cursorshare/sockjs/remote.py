@@ -37,6 +37,10 @@ class SessionGone(Exception):
     """The session named is held by no live node (any more)."""
 
 
+class SessionLost(SessionGone):
+    """The session named was held by a node that died: it ended with that node."""
+
+
 class Courier(Protocol):
     """Messages between nodes, for one endpoint (implemented by `SessionDirectory`)."""
 
