@@ -9,7 +9,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from ..hub import JSON, Hub, Member, MemoryTtlStore, StoreUnavailable, TtlStore
-from ..sockjs import CloseReason, MsgType, Session, SockjsMessage
+from ..sockjs import CloseReason, MsgType, Session, SessionState, SockjsMessage
 from ..sockjs.abuselog import AbuseLog
 from . import identity, messages, presence
 from .dropped import DroppedMembers
@@ -108,9 +108,13 @@ class CursorApp:
         elif found is not None:
             assert key is not None
             member, users = await self._resume(session, room, found, key)
+        if found is not None:  # (its CLOSE, should the session end already, waits for this)
+            member.key_told = True
         else:
             key = identity.new_key() if flavour == V2 else None
-            member, users = await self._join(session, room, flavour, name, key)
+            if (joined := await self._join(session, room, flavour, name, key)) is None:
+                return
+            member, users = joined
         if flavour == V2 and key is not None:
             welcome = messages.welcome(member.state, room, resume=key, resumed=found is not None,
                                        grace=self.resume_grace, users=users)  # fmt: skip
@@ -135,9 +139,13 @@ class CursorApp:
 
     async def _join(
         self, session: Session, room: str, flavour: str, name: str, key: str | None
-    ) -> tuple[CursorMember, list[JSON]]:
+    ) -> tuple[CursorMember, list[JSON]] | None:
+        """A new member; None if its client gave up meanwhile (no join, then leave, is told)."""
         member_id = identity.new_id()
         color = await identity.choose_color(self.hub, room, member_id)
+        await self.hub.everyone_in(room)  # the room open: no wait between this check and the join
+        if session.state is not SessionState.OPEN:
+            return None
         state = presence.first_state(member_id, color, name)
         member = CursorMember(session, room, flavour, state, key)
         self._members[session] = member
@@ -235,10 +243,10 @@ class CursorApp:
 
     async def _on_drop(self, member: CursorMember) -> None:
         """Its session ended without a bye: the others see it reconnecting, and its key gives
-        it back within the grace. A tutorial client (no key), or one whose welcome (with its
-        key) never left the server, leaves at once: it could never resume."""
+        it back within the grace. A tutorial client (no key), or one whose client never had its
+        key (its welcome never left the server), leaves at once: it could never resume."""
         session, member.session = member.session, None
-        welcomed = session is None or session.delivered
+        welcomed = member.key_told or session is None or session.delivered
         if member.resume_key is None or self.resume_grace <= 0 or not welcomed:
             self._leave(member)
             return

@@ -13,8 +13,8 @@ class CursorMember:
     """A SockJS session seen as a hub member; without a session while it may be resumed."""
 
     __slots__ = (
-        "address", "flavour", "id", "resume_key", "room", "session", "state", "timer", "warned",
-        "writes",
+        "address", "flavour", "id", "key_told", "resume_key", "room", "session", "state", "timer",
+        "warned", "writes",
     )  # fmt: skip
 
     def __init__(
@@ -30,6 +30,9 @@ class CursorMember:
         self.state = state
         #: The key its client resumes it with (v2 only; never logged, told to it alone).
         self.resume_key = resume_key
+        #: Its client has its key (it presented it to resume): even a session of it that ends
+        #: before its welcome left can be resumed.
+        self.key_told = False
         #: Ends it when its grace is over, while it has no session.
         self.timer: asyncio.TimerHandle | None = None
         self.warned = False
