@@ -118,7 +118,9 @@ class CursorApp:
         if flavour == V2 and key is not None:
             welcome = messages.welcome(member.state, room, resume=key, resumed=found is not None,
                                        grace=self.resume_grace, users=users)  # fmt: skip
-            session.send(welcome)
+            session.send(welcome)  # first: what the room says next comes after it
+        if member is not holder:  # (taken over, it holds its record already)
+            await self._hold(member)
 
     async def _take(self, key: str, room: str, *, seize: bool = False) -> JSON | None:
         """The identity of ``key`` taken from the store; ``seize``: even from its holder, a
@@ -152,7 +154,6 @@ class CursorApp:
         self._know_key(member)
         data = presence.join_data(state)
         present = await self.hub.join(room, member, data, state, grace=self._grace_of(member))
-        await self._hold(member)
         return member, [record.state for record in present if record.member != member_id]
 
     async def _resume(
@@ -171,7 +172,6 @@ class CursorApp:
             member.address = session.remote or ""
             self._members[session] = member
             self._set_status(member, ACTIVE)
-            await self._hold(member)
             users = [r.state for r in self.hub.presence(room) if r.member != member.id]
             return member, users
         # Held by another node (or by nobody, after a restart): join with the same identity.
@@ -184,7 +184,6 @@ class CursorApp:
         self._know_key(member)
         data = presence.presence_data(member.id, ACTIVE) if known else presence.join_data(state)
         present = await self.hub.join(room, member, data, state, grace=self._grace_of(member))
-        await self._hold(member)
         return member, [record.state for record in present if record.member != member.id]
 
     def _take_over(self, member: CursorMember, session: Session) -> tuple[CursorMember, list[JSON]]:

@@ -8,6 +8,10 @@ at once; the app's OPEN may wait seconds on the resume store, as after a node wa
 
 The store's `take` is held on a gate while the client closes; the server has then closed the
 session (its CLOSE waits for OPEN), and the gate is opened.
+
+And the welcome is the first thing a session is told: while OPEN still writes the resume
+record, the room's news must not overtake it (the page resets its people from the welcome,
+and a position told before it was lost).
 """
 
 from __future__ import annotations
@@ -22,25 +26,35 @@ from cursorshare.hub import JSON, MemoryTtlStore
 from cursorshare.server import CURSORS, SOCKJS
 from tests.cluster.procs import wait_for
 
-from .conftest import Connect, is_leave, is_presence, welcome_of
+from .conftest import Connect, is_leave, is_move_from, is_presence, welcome_of
 
 TIMEOUT = 5.0
 
 
 class GatedStore(MemoryTtlStore):
-    """A store whose `take` waits for `gate` while `holding` is true."""
+    """A store whose `take` (or, with ``gate_hold``, `hold`) waits for `gate` while
+    `holding` is true."""
 
     def __init__(self) -> None:
         super().__init__()
         self.gate = asyncio.Event()
         self.holding = False
+        self.gate_hold = False
         self.waiting = asyncio.Event()
 
+    async def _pass(self) -> None:
+        self.waiting.set()
+        await self.gate.wait()
+
     async def take(self, key: str) -> JSON | None:
-        if self.holding:
-            self.waiting.set()
-            await self.gate.wait()
+        if self.holding and not self.gate_hold:
+            await self._pass()
         return await super().take(key)
+
+    async def hold(self, key: str, record: JSON, ttl: float) -> None:
+        if self.holding and self.gate_hold:
+            await self._pass()
+        await super().hold(key, record, ttl)
 
 
 def gated(app: web.Application) -> GatedStore:
@@ -100,3 +114,20 @@ async def test_a_resume_gone_during_open_keeps_the_identity(
     back = await connect("websocket", room="again", resume=first["resume"])
     welcome = await welcome_of(back)
     assert (welcome["resumed"], welcome["id"]) == (True, first["id"])
+
+
+async def test_the_welcome_comes_before_the_room_s_news(
+    app: web.Application, connect: Connect
+) -> None:
+    store = gated(app)
+    watcher = await connect("websocket", room="news")
+    watcher_id = (await welcome_of(watcher))["id"]
+    store.holding = store.gate_hold = True
+    newcomer = await connect("websocket", room="news")
+    await asyncio.wait_for(store.waiting.wait(), TIMEOUT)  # OPEN writes the resume record
+    await watcher.send({"type": "move", "x": 0.5, "y": 0.25})
+    try:
+        await newcomer.recv_json_until(is_move_from(watcher_id, x=0.5, y=0.25))
+        assert [m.get("type") for m in newcomer.skipped][:1] == ["welcome"], newcomer.skipped
+    finally:
+        store.gate.set()
