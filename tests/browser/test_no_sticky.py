@@ -362,11 +362,12 @@ async def everyone_sees_where_all_went(apps: list[App], spots: list[tuple[float,
 
 
 async def story(app: App, killed_at: int, was: dict[str, Any]) -> str:
-    """The page's presence messages (not moves), seconds from the kill, and its console."""
+    """The page's messages (moves in short), seconds from the kill, and its console."""
     told = [
         f"{(at - killed_at) / 1000:+.2f} {json.dumps({k: v for k, v in m.items() if k != 'users'})}"
+        if m.get("type") != "move"
+        else f"{(at - killed_at) / 1000:+.2f} move {m.get('name')} {m.get('x')} {m.get('y')}"
         for at, m in await received(app)
-        if m.get("type") not in ("move", "batch")
     ]
     return f"--- {app.name} {was}\n" + "\n".join([*told, *app.console[-10:]])
 

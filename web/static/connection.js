@@ -18,7 +18,7 @@
   // 300 ms, which a busy browser or server misses while the session opens fine; the client
   // then drops that session, and everyone saw its member join and, a disconnect delay later,
   // leave. A link that is really that slow still fails over (and the app reconnects).
-  var CONNECT_TIMEOUT_MS = 1500;
+  var CONNECT_TIMEOUT_MS = 2500;
   var RESUME_KEY = 'cursorshare.resume:';
 
   var PERMANENT = {
