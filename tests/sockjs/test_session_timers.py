@@ -34,6 +34,10 @@ class Owner:
     async def dispatch(self, session: Session, message: SockjsMessage) -> None:
         self.events.append(message.type)
 
+    def begin_open(self, session: Session) -> asyncio.Task[None]:
+        opening = SockjsMessage(MsgType.OPEN)
+        return asyncio.get_running_loop().create_task(self.dispatch(session, opening))
+
     def emit(self, session: Session, message: SockjsMessage) -> None:
         self.events.append(message.type)
 
