@@ -283,19 +283,11 @@ async def test_a_polling_page_is_served_by_several_nodes(
     await assert_no_flicker([watcher, poller], {poller_id, await watcher.id()}, settled)
 
 
-# Known gap, issue #15 left open (see docs/deploy.md): with nine pages and a SIGKILLed node,
-# some runs still show one page's old id told as a leave to the others, or a page back as
-# someone new. Cross-node takeover of a held key is built and passes at protocol level
-# (tests/cluster/test_takeover.py), as does the SIGKILL resume (test_identity_survives.py).
-@pytest.mark.xfail(
-    reason="issue #15: after a SIGKILL some runs still show a page as left or as someone new",
-    strict=False,
-)
 async def test_a_killed_node_s_pages_come_back_as_themselves(
     pages: Apps, deployment: Deployment
 ) -> None:
-    """Needs F5: a resume after the old session's node was SIGKILLed (until it is merged, a
-    killed node's users come back with fresh identities)."""
+    """The pages of a SIGKILLed node resume their identities on the others, no one is told
+    anyone left, and everyone sees everyone's next move (docs/deploy.md, When a node dies)."""
     apps = await open_pages(pages, f"kill-{deployment.name}", ALL_TRANSPORTS)
     await everyone_sees_everyone_move(apps, 0)
     identities = {app.name: await identity(app) for app in apps}
