@@ -212,25 +212,8 @@ class CursorApp:
         """How long ``member`` may be resumed after its session drops (0: it cannot be)."""
         return self.resume_grace if member.resume_key is not None else 0.0
 
-    async def _hold(self, member: CursorMember) -> None:
-        """Keep the member's resume record current while its session lives: should this node
-        die, its client resumes it on another node (the store keeps it past this process)."""
-        if member.resume_key is None or self.resume_grace <= 0:
-            return
-        async with member.writes:
-            if member.session is None:
-                return  # dropped meanwhile: its record was released (or discarded) already
-            record = identity.record(member.state, member.room)
-            await self.store.hold(identity.store_key(member.resume_key), record, self.resume_grace)
-
-    async def _discard(self, member: CursorMember) -> None:
-        if member.resume_key is None:
-            return
-        try:
-            async with member.writes:
-                await self.store.discard(identity.store_key(member.resume_key))
-        except StoreUnavailable as exc:  # its record expires at the end of the grace
-            log.warning("resume store unavailable, %s's record is kept: %s", member.id, exc)
+    def _hold(self, member: CursorMember) -> Coroutine[Any, Any, None]:
+        return member.hold_record(self.store, self.resume_grace)
 
     def _spawn(self, write: Coroutine[Any, Any, None]) -> None:
         """Run a record write without making the caller wait (it is kept until done)."""
@@ -279,7 +262,7 @@ class CursorApp:
             member.timer = None
         here = self.hub.rooms.get(member.room)
         if here is not None and here.members.get(member.id) is member:
-            self._spawn(self._discard(member))
+            self._spawn(member.discard_record(self.store))
         self._leave(member)
 
     def _leave(self, member: CursorMember) -> None:
@@ -334,7 +317,7 @@ class CursorApp:
             if reason is not None:
                 session.close(*reason)
         self._forget_key(member)
-        self._spawn(self._discard(member))
+        self._spawn(member.discard_record(self.store))
 
     def _forget_key(self, member: CursorMember) -> None:  # for a bye naming its key
         stored = None if member.resume_key is None else identity.store_key(member.resume_key)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
-from ..hub import JSON
+from ..hub import JSON, StoreUnavailable, TtlStore
 from ..sockjs import Session
 from ..sockjs.messages import SLOW_CONSUMER
+from . import identity
+
+log = logging.getLogger("cursorshare.cursors")
 
 
 class CursorMember:
@@ -51,3 +55,26 @@ class CursorMember:
     def overflow(self) -> None:
         if self.session is not None:
             self.session.close(*SLOW_CONSUMER)
+
+    # -- its resume record --------------------------------------------------------------------
+
+    async def hold_record(self, store: TtlStore, grace: float) -> None:
+        """Keep its resume record current while its session lives: should this node die, its
+        client resumes it on another node (the store keeps it past this process)."""
+        if self.resume_key is None or grace <= 0:
+            return
+        async with self.writes:
+            if self.session is None:
+                return  # dropped meanwhile: its record was released (or discarded) already
+            record = identity.record(self.state, self.room)
+            await store.hold(identity.store_key(self.resume_key), record, grace)
+
+    async def discard_record(self, store: TtlStore) -> None:
+        """Its key gives nothing back any more."""
+        if self.resume_key is None:
+            return
+        try:
+            async with self.writes:
+                await store.discard(identity.store_key(self.resume_key))
+        except StoreUnavailable as exc:  # its record expires at the end of the grace
+            log.warning("resume store unavailable, %s's record is kept: %s", self.id, exc)
