@@ -9,7 +9,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from ..hub import JSON, Hub, Member, MemoryTtlStore, StoreUnavailable, TtlStore
-from ..sockjs import CloseReason, MsgType, Session, SockjsMessage
+from ..sockjs import CloseReason, MsgType, Session, SessionState, SockjsMessage
 from ..sockjs.abuselog import AbuseLog
 from . import identity, messages, presence
 from .dropped import DroppedMembers
@@ -108,13 +108,19 @@ class CursorApp:
         elif found is not None:
             assert key is not None
             member, users = await self._resume(session, room, found, key)
+        if found is not None:  # (its CLOSE, should the session end already, waits for this)
+            member.key_told = True
         else:
             key = identity.new_key() if flavour == V2 else None
-            member, users = await self._join(session, room, flavour, name, key)
+            if (joined := await self._join(session, room, flavour, name, key)) is None:
+                return
+            member, users = joined
         if flavour == V2 and key is not None:
             welcome = messages.welcome(member.state, room, resume=key, resumed=found is not None,
                                        grace=self.resume_grace, users=users)  # fmt: skip
-            session.send(welcome)
+            session.send(welcome)  # first: what the room says next comes after it
+        if member is not holder:  # (taken over, it holds its record already)
+            await self._hold(member)
 
     async def _take(self, key: str, room: str, *, seize: bool = False) -> JSON | None:
         """The identity of ``key`` taken from the store; ``seize``: even from its holder, a
@@ -135,16 +141,19 @@ class CursorApp:
 
     async def _join(
         self, session: Session, room: str, flavour: str, name: str, key: str | None
-    ) -> tuple[CursorMember, list[JSON]]:
+    ) -> tuple[CursorMember, list[JSON]] | None:
+        """A new member; None if its client gave up meanwhile (no join, then leave, is told)."""
         member_id = identity.new_id()
         color = await identity.choose_color(self.hub, room, member_id)
+        await self.hub.everyone_in(room)  # the room open: no wait between this check and the join
+        if session.state is not SessionState.OPEN:
+            return None
         state = presence.first_state(member_id, color, name)
         member = CursorMember(session, room, flavour, state, key)
         self._members[session] = member
         self._know_key(member)
         data = presence.join_data(state)
         present = await self.hub.join(room, member, data, state, grace=self._grace_of(member))
-        await self._hold(member)
         return member, [record.state for record in present if record.member != member_id]
 
     async def _resume(
@@ -163,7 +172,6 @@ class CursorApp:
             member.address = session.remote or ""
             self._members[session] = member
             self._set_status(member, ACTIVE)
-            await self._hold(member)
             users = [r.state for r in self.hub.presence(room) if r.member != member.id]
             return member, users
         # Held by another node (or by nobody, after a restart): join with the same identity.
@@ -176,7 +184,6 @@ class CursorApp:
         self._know_key(member)
         data = presence.presence_data(member.id, ACTIVE) if known else presence.join_data(state)
         present = await self.hub.join(room, member, data, state, grace=self._grace_of(member))
-        await self._hold(member)
         return member, [record.state for record in present if record.member != member.id]
 
     def _take_over(self, member: CursorMember, session: Session) -> tuple[CursorMember, list[JSON]]:
@@ -205,25 +212,8 @@ class CursorApp:
         """How long ``member`` may be resumed after its session drops (0: it cannot be)."""
         return self.resume_grace if member.resume_key is not None else 0.0
 
-    async def _hold(self, member: CursorMember) -> None:
-        """Keep the member's resume record current while its session lives: should this node
-        die, its client resumes it on another node (the store keeps it past this process)."""
-        if member.resume_key is None or self.resume_grace <= 0:
-            return
-        async with member.writes:
-            if member.session is None:
-                return  # dropped meanwhile: its record was released (or discarded) already
-            record = identity.record(member.state, member.room)
-            await self.store.hold(identity.store_key(member.resume_key), record, self.resume_grace)
-
-    async def _discard(self, member: CursorMember) -> None:
-        if member.resume_key is None:
-            return
-        try:
-            async with member.writes:
-                await self.store.discard(identity.store_key(member.resume_key))
-        except StoreUnavailable as exc:  # its record expires at the end of the grace
-            log.warning("resume store unavailable, %s's record is kept: %s", member.id, exc)
+    def _hold(self, member: CursorMember) -> Coroutine[Any, Any, None]:
+        return member.hold_record(self.store, self.resume_grace)
 
     def _spawn(self, write: Coroutine[Any, Any, None]) -> None:
         """Run a record write without making the caller wait (it is kept until done)."""
@@ -235,10 +225,10 @@ class CursorApp:
 
     async def _on_drop(self, member: CursorMember) -> None:
         """Its session ended without a bye: the others see it reconnecting, and its key gives
-        it back within the grace. A tutorial client (no key), or one whose welcome (with its
-        key) never left the server, leaves at once: it could never resume."""
+        it back within the grace. A tutorial client (no key), or one whose client never had its
+        key (its welcome never left the server), leaves at once: it could never resume."""
         session, member.session = member.session, None
-        welcomed = session is None or session.delivered
+        welcomed = member.key_told or session is None or session.delivered
         log.debug("%s dropped (welcomed: %s)", member.id, welcomed)
         if member.resume_key is None or self.resume_grace <= 0 or not welcomed:
             self._leave(member)
@@ -273,7 +263,7 @@ class CursorApp:
             member.timer = None
         here = self.hub.rooms.get(member.room)
         if here is not None and here.members.get(member.id) is member:
-            self._spawn(self._discard(member))
+            self._spawn(member.discard_record(self.store))
         self._leave(member)
 
     def _leave(self, member: CursorMember) -> None:
@@ -333,7 +323,7 @@ class CursorApp:
             if reason is not None:
                 session.close(*reason)
         self._forget_key(member)
-        self._spawn(self._discard(member))
+        self._spawn(member.discard_record(self.store))
 
     def _forget_key(self, member: CursorMember) -> None:  # for a bye naming its key
         stored = None if member.resume_key is None else identity.store_key(member.resume_key)

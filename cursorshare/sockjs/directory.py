@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from .frames import BrokenFrame, decode_messages
-from .remote import Header, Relay, RemoteSession, SessionGone
+from .remote import Header, Relay, RemoteSession, SessionGone, SessionLost
 
 if TYPE_CHECKING:
     from .session import Session
@@ -78,7 +78,8 @@ class DirectoryBackend(Protocol):
         """This node as its peers name it (a node and its process: a restart is a new peer)."""
 
     async def claim(self, session_id: str) -> str | None:
-        """Record this node as the owner unless a live peer is: None, or that peer."""
+        """Record this node as the owner unless a live peer is: None, or that peer; "" (and
+        no claim) when the record names a dead owner: the session was lost with its node."""
 
     async def owner(self, session_id: str) -> str | None:
         """The live peer that holds ``session_id`` (None: no other node does)."""
@@ -135,11 +136,16 @@ class SessionDirectory:
 
     async def open_remote(self, session_id: str, *, once: bool) -> RemoteSession | None:
         """For a receiving request: the owner's session with a relay asked for, or None when
-        this node has claimed the id (the caller creates the session)."""
+        this node has claimed the id (the caller creates the session). Raises `SessionLost`
+        when the id names a session of a node that died: a new session under it would be a
+        ghost, opened for the handler and dropped by the client at once (sockjs-client closes
+        on a second `o`: "Server lost session")."""
         for _ in range(3):  # an owner that answers "gone" has just released the id
             owner = await self.backend.claim(session_id)
             if owner is None:
                 return None
+            if not owner:
+                raise SessionLost(session_id)
             remote = RemoteSession(self, session_id, owner, next(self._rids))
             self._remotes[remote.rid] = remote
             try:

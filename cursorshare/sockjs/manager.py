@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from . import frames
-from .messages import SHUTDOWN, SockjsMessage
+from .messages import SHUTDOWN, MsgType, SockjsMessage
 from .options import EndpointOptions
 from .session import Session
 from .stats import EndpointStats
@@ -39,6 +39,8 @@ __all__ = ["EndpointStats", "Handler", "SessionManager"]
 
 #: How often waiting polls and streams are checked for a client that went away.
 ABORT_CHECK_SECONDS = 1.0
+#: Default of `SessionManager.shutdown_open_timeout`.
+SHUTDOWN_OPEN_TIMEOUT = 5.0
 
 
 class Watched(Protocol):
@@ -59,8 +61,8 @@ class SessionManager(Mapping[str, Session]):
 
     Keys are HTTP session ids and internal websocket keys; only `http_session` resolves a
     client-supplied id, and only among HTTP sessions. Lifecycle events (CLOSE, CLOSED) of a
-    session reach the handler in order, from one task per session at a time; OPEN and MESSAGE
-    are awaited by the transport that received them.
+    session reach the handler in order, after its OPEN, from one task per session at a time;
+    OPEN runs in a task of its session, MESSAGE is awaited by the transport that received it.
     """
 
     def __init__(self, name: str, handler: Handler, options: EndpointOptions) -> None:
@@ -73,6 +75,10 @@ class SessionManager(Mapping[str, Session]):
         self._per_address: Counter[str | None] = Counter()
         self._pending_events: dict[Session, list[SockjsMessage]] = {}
         self._event_tasks: set[asyncio.Task[None]] = set()
+        self._open_tasks: set[asyncio.Task[None]] = set()
+        #: Seconds shutdown waits for handlers still on OPEN before cancelling them: a
+        #: session's CLOSE and CLOSED wait for its OPEN, and shutdown waits for those.
+        self.shutdown_open_timeout = SHUTDOWN_OPEN_TIMEOUT
         self._watched: set[Watched] = set()
         self._watch_timer: asyncio.TimerHandle | None = None
         self.stats = EndpointStats()
@@ -120,8 +126,9 @@ class SessionManager(Mapping[str, Session]):
     ) -> Session | RemoteSession | None:
         """The session a receiving request names: this node's, another node's (through the
         directory), or a new one here. None when a new one would pass the session limits;
-        raises `remote.SessionGone` when the node holding it does not answer. ``once``: the
-        request takes one frame (a poll)."""
+        raises `remote.SessionGone` when the node holding it does not answer, and
+        `remote.SessionLost` when that node died. ``once``: the request takes one frame (a
+        poll)."""
         session = self._http.get(session_id)
         if session is not None:
             return session
@@ -215,6 +222,15 @@ class SessionManager(Mapping[str, Session]):
                 "sockjs handler failed on %s for session %s", message.type.value, session.id
             )
 
+    def begin_open(self, session: Session) -> asyncio.Task[None]:
+        """Run the handler's OPEN of ``session`` in a task of its own (`Session.connect`)."""
+        task = asyncio.get_running_loop().create_task(
+            self.dispatch(session, SockjsMessage(MsgType.OPEN))
+        )
+        self._open_tasks.add(task)
+        task.add_done_callback(self._open_tasks.discard)
+        return task
+
     def emit(self, session: Session, message: SockjsMessage) -> None:
         """Queue a lifecycle event for the handler, after the session's earlier ones."""
         pending = self._pending_events.get(session)
@@ -229,6 +245,7 @@ class SessionManager(Mapping[str, Session]):
     async def _drain_events(self, session: Session) -> None:
         pending = self._pending_events[session]
         try:
+            await session.opened()  # CLOSE and CLOSED come after the handler's OPEN
             while pending:
                 await self.dispatch(session, pending.pop(0))
         finally:
@@ -254,6 +271,12 @@ class SessionManager(Mapping[str, Session]):
             await self.directory.hand_back()
         for session in self._all():
             session.expire()
+        if self._open_tasks:
+            # An OPEN that never returns would hold its session's CLOSE and CLOSED, and so
+            # the shutdown, forever; cancelled, the handler still gets them after it.
+            _, late = await asyncio.wait(self._open_tasks, timeout=self.shutdown_open_timeout)
+            for task in late:
+                task.cancel()
         while self._event_tasks:
             await asyncio.gather(*self._event_tasks, return_exceptions=True)
 

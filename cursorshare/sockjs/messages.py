@@ -50,3 +50,6 @@ RATE_LIMITED = CloseReason(3009, "Rate limit exceeded")
 TOO_MANY_SESSIONS = CloseReason(3010, "Too many sessions")
 #: The server is shutting down.
 SHUTDOWN = CloseReason(1001, "Server shutting down")
+#: A receiving request named an HTTP session whose node died (no sticky routing: another node
+#: got it). The client reconnects as a new session; none is opened under the lost one's id.
+SESSION_LOST = CloseReason(3011, "Session lost")

@@ -26,7 +26,8 @@ from typing import Any, Protocol
 
 from .frames import HEARTBEAT
 from .messages import CloseReason
-from .session import Receiver, Session
+from .receiver import Receiver
+from .session import Session
 
 #: The JSON head of a message between nodes (its kind, session id, sequence numbers, ...).
 Header = dict[str, Any]
@@ -34,6 +35,10 @@ Header = dict[str, Any]
 
 class SessionGone(Exception):
     """The session named is held by no live node (any more)."""
+
+
+class SessionLost(SessionGone):
+    """The session named was held by a node that died: it ended with that node."""
 
 
 class Courier(Protocol):

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol
 
 from . import frames
 from .messages import (
@@ -39,6 +39,7 @@ from .messages import (
 )
 from .ratelimit import ABUSE_SECONDS as _DEFAULT_ABUSE_SECONDS
 from .ratelimit import RateLimiter, Verdict
+from .receiver import InDoubt, Receiver
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -64,43 +65,14 @@ class SessionOwner(Protocol):
     async def dispatch(self, session: Session, message: SockjsMessage) -> None:
         """Await the handler on one event of ``session``."""
 
+    def begin_open(self, session: Session) -> asyncio.Task[None]:
+        """Run the handler's OPEN of ``session`` in a task of its own."""
+
     def emit(self, session: Session, message: SockjsMessage) -> None:
         """Queue a lifecycle event for the handler, after the session's earlier ones."""
 
     def remove(self, session: Session) -> None:
         """Forget ``session`` (it is closed)."""
-
-
-class Receiver(Protocol):
-    """A receiving connection of some transport, attached to a session."""
-
-    #: Websocket sessions end with their connection; HTTP ones wait disconnect_delay for the
-    #: client's next request.
-    ends_session: bool
-
-    def wake(self) -> None:
-        """The session has a frame for this receiver (take it with `Session.next_frame`)."""
-
-    def write_buffer_size(self) -> int:
-        """Bytes written but not yet sent to the client."""
-
-    def abort(self) -> None:
-        """Drop the connection at once, unsent bytes and all."""
-
-    def fail(self, reason: CloseReason, *, tell: bool) -> None:
-        """End the connection without waiting for the client (it misbehaved).
-
-        With ``tell``, what the session has for the client (its close frame last) is sent
-        first; without, nothing more of the session is.
-        """
-
-
-@runtime_checkable
-class InDoubt(Protocol):
-    """A receiver whose end may already have happened elsewhere (`remote.Relay`)."""
-
-    async def settled(self) -> None:
-        """Returns once it is known whether this receiver goes on (or after a bound)."""
 
 
 class Session:
@@ -114,6 +86,7 @@ class Session:
         "_detached_at",
         "_expiry",
         "_heartbeat",
+        "_opening",
         "_queue",
         "_queued_bytes",
         "_receiver",
@@ -156,6 +129,8 @@ class Session:
         self._receiver: Receiver | None = None
         self._heartbeat: asyncio.TimerHandle | None = None
         self._expiry: asyncio.TimerHandle | None = None
+        #: The handler's OPEN while it runs: what the client sends meanwhile waits for it.
+        self._opening: asyncio.Task[None] | None = None
         #: Loop time of the last attach (or heartbeat) and of the last detach: the
         #: heartbeat is due `heartbeat_delay` after the first, the expiry `disconnect_delay`
         #: after the second.
@@ -226,7 +201,9 @@ class Session:
     async def connect(self, receiver: Receiver) -> bool:
         """Attach a receiving connection; False when another one is attached already.
 
-        The first receiver opens the session: the handler has seen OPEN when this returns.
+        The first receiver opens the session: it has the `o` frame at once, while the handler
+        may still be on OPEN (an app's OPEN may wait seconds on a backend, and sockjs-client
+        gives up on a transport whose `o` is late). MESSAGE, CLOSE and CLOSED wait for it.
         """
         current = self._receiver
         if isinstance(current, InDoubt):
@@ -242,14 +219,27 @@ class Session:
         if self.state is SessionState.OPEN:
             self._arm_heartbeat()
         if opening:
-            await self.manager.dispatch(self, SockjsMessage(MsgType.OPEN))
+            opening_task = self.manager.begin_open(self)
+            opening_task.add_done_callback(self._opened_now)
+            self._opening = opening_task
         return True
+
+    async def opened(self) -> None:
+        """Returns once the handler is done with OPEN (at once if it has never been due)."""
+        opening = self._opening
+        if opening is not None:
+            # `wait`, not `await opening`: a cancelled waiter must not cancel the handler.
+            await asyncio.wait((opening,))
+
+    def _opened_now(self, _task: asyncio.Task[None]) -> None:
+        self._opening = None
 
     async def deliver(self, messages: Iterable[str]) -> None:
         """Hand the client's messages to the handler in order, each charged to its budget.
 
         A message over budget is dropped; a flood closes the session (3009).
         """
+        await self.opened()
         stats = self.manager.stats
         for message in messages:
             if self.state is not SessionState.OPEN:

@@ -13,6 +13,7 @@ import collections
 import contextlib
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 
 from tests.cluster.peers import Peer, close_all
@@ -103,6 +105,39 @@ async def test_every_transport_behind_a_round_robin_haproxy(cluster: Cluster) ->
         await wait_for(all_gone, 5, "every session removed")
     finally:
         await close_all(peers)
+
+
+@pytest.mark.cluster
+async def test_requests_for_a_killed_node_are_retried_on_the_others(cluster: Cluster) -> None:
+    """Until HAProxy's check takes a killed node out (2 s), round robin still gives it its
+    turn: deploy/haproxy-roundrobin.cfg retries a refused connection on another node, so a
+    session a live node holds goes on untouched (before, those requests got HAProxy's 503 and
+    sockjs-client closed the session)."""
+    nodes = await cluster.start_nodes(3)
+    proxy = await cluster.start_haproxy(nodes, ROUNDROBIN)
+    session_url = f"{proxy.ws_url}/000/{secrets.token_hex(8)}"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+        async with http.post(f"{session_url}/xhr?v=2&room=retried") as response:
+            assert await response.text() == "o\n"
+            owner = response.headers["X-Cursorshare-Node"]
+
+        async def keep_polling() -> None:  # the session stays attached while the sends go
+            while True:
+                async with http.post(f"{session_url}/xhr") as poll:
+                    await poll.read()
+
+        polling = asyncio.create_task(keep_polling())
+        next(node for node in nodes if node.node_id != owner).kill()
+        # A message that has no answer: the client says it is active, which it is already.
+        active = orjson.dumps({"type": "presence", "status": "active"}).decode()
+        statuses = []
+        for _ in range(2 * len(nodes)):  # the killed node's turn comes twice
+            async with http.post(f"{session_url}/xhr_send", json=[active]) as response:
+                statuses.append(response.status)
+        polling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await polling
+    assert statuses == [204] * len(statuses)
 
 
 class Workers:

@@ -257,7 +257,7 @@ async def test_streaming_through_another_node_loses_nothing_at_the_response_limi
     assert received == sent
 
 
-async def test_relays_with_a_dead_node_end_and_its_ids_are_free(
+async def test_relays_with_a_dead_node_end_and_its_sessions_are_told_they_are_lost(
     nodes: tuple[Node, Node], http: aiohttp.ClientSession
 ) -> None:
     a, b = nodes
@@ -272,15 +272,36 @@ async def test_relays_with_a_dead_node_end_and_its_ids_are_free(
     # Cleanly, as for an owner taken for dead that was only slow: the client's next request
     # finds out which it was.
     assert await waiting == "h\n"
-    # The id is free again: a poll through b opens a new session there (the client, told
-    # "o" on an open session, closes it: "Server lost session").
-    assert await poll(http, b, sid) == "o\n"
-    assert b.manager.http_session(sid) is not None
+    # The session ended with a: the client's next poll through b is told so with a close
+    # frame, and no session is opened under its id (it would be a ghost: the handler would
+    # see it open, and sockjs-client, told "o" on an open session, would drop it at once).
+    assert await poll(http, b, sid) == LOST
+    assert b.manager.http_session(sid) is None
+    assert not b.saw(sid, MsgType.OPEN)
+
+
+async def test_every_receiving_transport_is_told_its_session_was_lost_with_its_node(
+    nodes: tuple[Node, Node], http: aiohttp.ClientSession
+) -> None:
+    a, b = nodes
+    sids = {transport: new_id() for transport in ("xhr", "xhr_streaming", "eventsource")}
+    for sid in sids.values():
+        assert await poll(http, a, sid) == "o\n"
+    await a.die()
+    for transport, sid in sids.items():
+        method = "GET" if transport == "eventsource" else "POST"
+        async with http.request(method, b.url(sid, transport)) as response:
+            assert response.status == 200
+            body = await response.text()
+        assert body.rstrip("\r\n").endswith(LOST.rstrip("\n")), (transport, body)
+        assert b.manager.http_session(sid) is None
+    assert not any(kind is MsgType.OPEN for _, kind, _ in b.events)
 
 
 # -- found by the red team (RT15): a relay never outlives its request ------------------------
 
 INTERRUPTED = 'c[1002,"Connection interrupted"]\n'
+LOST = 'c[3011,"Session lost"]\n'
 ANOTHER = 'c[2010,"Another connection still open"]\n'
 
 

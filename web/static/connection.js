@@ -13,6 +13,12 @@
   var BACKOFF_START_MS = 500;
   var BACKOFF_FACTOR = 2;
   var BACKOFF_CAP_MS = 10000;
+  // Least time sockjs-client gives a transport to open (its `timeout` option). Its own guess
+  // is 300 ms + the /info round trip per round trip of the transport: jsonp-polling's is about
+  // 300 ms, which a busy browser or server misses while the session opens fine; the client
+  // then drops that session, and everyone saw its member join and, a disconnect delay later,
+  // leave. A link that is really that slow still fails over (and the app reconnects).
+  var CONNECT_TIMEOUT_MS = 2500;
   var RESUME_KEY = 'cursorshare.resume:';
 
   var PERMANENT = {
@@ -126,7 +132,8 @@
     var server = String(Math.floor(Math.random() * 1000));
     var sessionId = randomId(16);
     this.sessionUrl = this.opts.base + '/ws/' + server + '/' + sessionId;
-    var options = { server: server, sessionId: function () { return sessionId; } };
+    var options = { server: server, sessionId: function () { return sessionId; },
+                    timeout: CONNECT_TIMEOUT_MS };
     if (transports.length) options.transports = transports;
     var s;
     try {

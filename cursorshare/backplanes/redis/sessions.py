@@ -48,14 +48,18 @@ class DirectoryListener(Protocol):
 log = logging.getLogger("cursorshare.backplanes.redis")
 
 #: KEYS[1]: a session's record. ARGV: this node's "<node> <inst>", the record's TTL in ms,
-#: the prefix of node keys, "1" to claim. Returns the live owner other than this node, or
-#: false (after writing this node's record when claiming).
+#: the prefix of node keys, "1" to claim. Returns the live owner other than this node; when
+#: claiming, "" if the record names a dead owner (the session was lost with its node: the id
+#: is not claimed); else false (after writing this node's record when claiming).
 CLAIM = """
 local owner = redis.call('GET', KEYS[1])
 if owner and owner ~= ARGV[1] then
   local node, inst = string.match(owner, '^(.*) (%x+)$')
   if node and redis.call('GET', ARGV[3] .. node) == inst then
     return owner
+  end
+  if ARGV[4] == '1' then
+    return ''
   end
 end
 if ARGV[4] == '1' then

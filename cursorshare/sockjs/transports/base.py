@@ -17,12 +17,13 @@ from aiohttp import hdrs, web
 from .. import frames
 from ..http import error, session_headers
 from ..manager import SessionManager
-from ..messages import ANOTHER_CONNECTION, CloseReason
-from ..remote import RemoteSession, SessionGone
+from ..messages import ANOTHER_CONNECTION, SESSION_LOST, CloseReason
+from ..remote import RemoteSession, SessionGone, SessionLost
 from ..session import Session
 
 _CLOSE = frames.close_frame(0, "")[0]  # the `c` byte that starts every close frame
 _ANOTHER_CONNECTION = frames.close_frame(*ANOTHER_CONNECTION)
+_SESSION_LOST = frames.close_frame(*SESSION_LOST)
 
 #: What a client refused for the session limits is told to wait before trying again.
 RETRY_AFTER_SECONDS = 5
@@ -88,7 +89,7 @@ class HttpReceiver:
         return self.request.transport is None
 
     async def settled(self) -> None:
-        """Another request for the session came while this one waits (`session.InDoubt`): if
+        """Another request for the session came while this one waits (`receiver.InDoubt`): if
         this one's client is gone (a lost connection aiohttp did not cancel), end it now as
         the abort it is, so the newcomer gets the session's 1002, not a 2010 for a request
         nobody will read (sockjs-protocol's HandlingClose.test_abort_*)."""
@@ -120,6 +121,11 @@ class HttpReceiver:
                 request=self.request,
                 once=not self.streaming,
             )
+        except SessionLost:
+            # As a closed session answers: its close frame, in this transport's framing.
+            headers = self._headers()
+            response = web.StreamResponse(headers=headers) if self.streaming else None
+            return await self._answer_once(response, headers, _SESSION_LOST)
         except SessionGone:
             return error(
                 503, "Session unreachable.", session_headers(self.request, self.manager.options)
