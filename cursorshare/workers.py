@@ -129,20 +129,8 @@ def run(settings: Settings, serve: Serve) -> int:
         )
         failed = False
         while True:
-            now = time.monotonic()
-            for slot in slots:
-                if not stopping and slot.due is not None and slot.due <= now:
-                    slot.start()
-                    log.warning("%s started again (pid %s)", slot.process.name, slot.process.pid)
-            running = [s for s in slots if s.due is None and s.process.exitcode is None]
-            waiting = [] if stopping else [s for s in slots if s.due is not None]
-            if not running and not waiting:
-                return 1 if failed else 0
-            timeout = min((s.due - now for s in waiting if s.due is not None), default=None)
-            multiprocessing.connection.wait(
-                [s.process.sentinel for s in running], None if timeout is None else max(0, timeout)
-            )
-            for slot in [s for s in running if s.process.exitcode is not None]:
+            # Deaths first: a worker may die before it was ever waited on (at its start).
+            for slot in [s for s in slots if s.due is None and s.process.exitcode is not None]:
                 if stopping:
                     continue
                 failed = True
@@ -157,6 +145,21 @@ def run(settings: Settings, serve: Serve) -> int:
                     sum(1 for s in slots if s.due is None and s.process.exitcode is None),
                     delay,
                 )
+            now = time.monotonic()
+            for slot in slots:
+                if not stopping and slot.due is not None and slot.due <= now:
+                    slot.start()
+                    log.warning("%s started again (pid %s)", slot.process.name, slot.process.pid)
+            running = [s for s in slots if s.due is None and s.process.exitcode is None]
+            waiting = [] if stopping else [s for s in slots if s.due is not None]
+            if not stopping and len(running) + len(waiting) < len(slots):
+                continue  # one died as it started: its restart is scheduled first
+            if not running and not waiting:
+                return 1 if failed else 0
+            timeout = min((s.due - now for s in waiting if s.due is not None), default=None)
+            multiprocessing.connection.wait(
+                [s.process.sentinel for s in running], None if timeout is None else max(0, timeout)
+            )
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
