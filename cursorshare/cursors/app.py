@@ -99,15 +99,18 @@ class CursorApp:
         found = await self._take(key, room) if key is not None else None
         holder = self._live_holder(key) if key is not None and found is None else None
         if key is not None and found is None and holder is None:
-            found = await self._take(key, room, seize=True)
-            if found is not None:  # held by a live session on another node: it lets it go
-                await self.hub.backplane.hand_over(room, found["id"])
+            found = await self._take(key, room, seize=True)  # held live on another node
+        # Held (live, or dropped) by another node: told to let it go, silently, once this node
+        # speaks for it (a hub takes only a join elsewhere for a move, not stale news).
+        elsewhere = found is not None and found["id"] not in self._dropped
         if holder is not None and holder.room == room and holder.session is not None:
             member, users = self._take_over(holder, session)
             found = member.state
         elif found is not None:
             assert key is not None
             member, users = await self._resume(session, room, found, key)
+            if elsewhere:
+                await self.hub.backplane.hand_over(room, member.id)
         if found is not None:  # (its CLOSE, should the session end already, waits for this)
             member.key_told = True
         else:

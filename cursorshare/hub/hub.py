@@ -222,7 +222,7 @@ class Hub:
         if room is None:
             return
         for event in events:
-            if self._moved_away(room, event.sender, gone=event.kind is Kind.LEAVE):
+            if self._moved_away(room, event.sender, joined=event.kind is Kind.JOIN):
                 continue
             if event.kind is Kind.LEAVE:
                 room.presence.pop(event.sender, None)
@@ -236,8 +236,7 @@ class Hub:
         if room is None:
             return
         for change in changes:
-            gone = change.kind in (Change.LEFT, Change.ORPHANED)
-            if self._moved_away(room, change.member, gone=gone):
+            if self._moved_away(room, change.member, joined=False):
                 continue
             if change.kind is Change.ORPHANED:
                 known = room.presence.get(change.member)
@@ -274,15 +273,17 @@ class Hub:
         self._remove(room, member_id)
         self._mark_dirty(room)
 
-    def _moved_away(self, room: Room, member_id: str, *, gone: bool) -> bool:
+    def _moved_away(self, room: Room, member_id: str, *, joined: bool) -> bool:
         """Settle news from another node of a member that is local here; True: ignore it.
 
-        Another node speaks for it when it moved there (an app resumed it on that node): a
-        departure (or its earlier node's death) is then stale news, ignored; anything else means the
-        other node holds it now, so it ends here silently (receivers are told the news)."""
+        Only a join says another node holds it now (an app resumed it there, and told this
+        node to let it go: `remote_handover`): it ends here silently, receivers told the join.
+        Anything else of it from elsewhere is stale: a departure, a sweep's or a reconcile's
+        snapshot, or the news of a node that lost it while stalled (its drop, its presence
+        re-written once it found itself taken for dead), which must not end it here."""
         if member_id not in room.members:
             return False
-        if gone:
+        if not joined:
             return True
         self._remove(room, member_id)
         return False

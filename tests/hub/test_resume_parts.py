@@ -108,6 +108,32 @@ async def test_a_departure_from_another_node_of_a_member_here_is_ignored(
     assert [r.member for r in hub.presence("r")] == ["h", "w"]
 
 
+async def test_news_other_than_a_join_of_a_member_here_is_stale_and_ignored(
+    hub_and_backplane: tuple[Hub, RecordingBackplane],
+) -> None:
+    """A node that lost a member while stalled (the member resumed here meanwhile) wakes up
+    and reports its drop, and re-writes its presence: that must not end the member here,
+    whose session is live (it went on, connected but told nothing: red team, issue #15)."""
+    hub, backplane = hub_and_backplane
+    here, watcher = FakeMember("h"), FakeMember("w")
+    for member in (here, watcher):
+        await join(hub, "r", member)
+    await flushed(hub)
+    watcher.reset()
+    assert backplane.listener is not None
+    stale = {"id": "h", "x": None, "status": "reconnecting"}
+    backplane.listener.remote_events("r", [Event(Kind.NOTICE, "h", {"s": "h"}, stale, False)])
+    backplane.listener.remote_events("r", [Event(Kind.MOVE, "h", {"x": 1}, stale, False)])
+    backplane.listener.remote_presence("r", [PresenceChange(Change.JOINED, "h", stale)])
+    backplane.listener.remote_presence("r", [PresenceChange(Change.UPDATED, "h", stale)])
+    await flushed(hub)
+    assert watcher.events() == []
+    assert "h" in hub.rooms["r"].members
+    hub.update("r", here, {"x": 2}, {"id": "h", "x": 2})  # it still speaks here
+    await flushed(hub)
+    assert watcher.events() == [("move", "h", 2)]
+
+
 # -- the in-process store ----------------------------------------------------------------------
 
 

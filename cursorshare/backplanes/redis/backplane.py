@@ -36,7 +36,16 @@ from ...hub import (
     RemoteListener,
     TtlStore,
 )
-from .keys import FAREWELL, HANDOVER, Batch, KeyLayout, farewell, farewell_member, handover
+from .keys import (
+    FAREWELL,
+    HANDOVER,
+    Batch,
+    KeyLayout,
+    farewell,
+    farewell_member,
+    handover,
+    handover_sender,
+)
 from .link import LINK_ERRORS, Link
 from .liveness import NodeLiveness
 from .outbox import Outbox
@@ -195,7 +204,7 @@ class RedisBackplane(Backplane):
         await self._ask(room, member, farewell(member), "farewell")
 
     async def hand_over(self, room: str, member: str) -> None:
-        await self._ask(room, member, handover(member), "hand-over")
+        await self._ask(room, member, handover(member, self.node_id, self.instance), "hand-over")
 
     async def _ask(self, room: str, member: str, message: bytes, what: str) -> None:
         """Publish a request about ``member`` on the room's channel, where its holder hears it."""
@@ -253,6 +262,8 @@ class RedisBackplane(Backplane):
             return
         if data.startswith(HANDOVER):
             member = farewell_member(data, "handover")
+            if handover_sender(data) == (self.node_id, self.instance):
+                return  # its own: the member it names is this node's now
             if member is not None and self.remote.listener is not None:
                 self.remote.listener.remote_handover(room, member)
             return

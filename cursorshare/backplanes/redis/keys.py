@@ -298,8 +298,19 @@ def farewell(member: str) -> bytes:
 HANDOVER = b'{"handover":'
 
 
-def handover(member: str) -> bytes:
-    return orjson.dumps({"handover": member})
+def handover(member: str, node: str, inst: str) -> bytes:
+    """A hand-over names its sender: the node hears its own on the room's channel too."""
+    return orjson.dumps({"handover": member, "node": node, "inst": inst})
+
+
+def handover_sender(data: bytes) -> tuple[str, str] | None:
+    """The (node, instance) a hand-over message came from (None when it does not say)."""
+    try:
+        payload = orjson.loads(data)
+        node, inst = payload.get("node"), payload.get("inst")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return (node, inst) if isinstance(node, str) and isinstance(inst, str) else None
 
 
 def farewell_member(data: bytes, field: str = "farewell") -> str | None:
