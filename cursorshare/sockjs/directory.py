@@ -11,9 +11,12 @@ session this node does not hold:
 - a send is forwarded to the owner and answered when the owner acknowledges it.
 
 Messages are a JSON header, a newline and an opaque body (a frame, or a send's payload as the
-client sent it). Every answer comes within ``ack_timeout`` or the request is failed: a send
-gets 404, a receiving request 503. When the backend finds a peer dead, requests relayed to or
-from it are dropped at once, as the connections of a dead node would be.
+client sent it). A send waits for the owner's answer for as long as the owner lives (at most
+``send_timeout``): a slow owner (a stall, a loaded machine) delays the send's 204 as it would
+on one node, instead of failing a send it then delivers; a dead one is found by its liveness
+and the send gets 404. Other answers come within ``ack_timeout`` or the request is failed
+(a receiving request gets 503). When the backend finds a peer dead, requests relayed to or
+from it end at once.
 """
 
 from __future__ import annotations
@@ -49,6 +52,9 @@ class SessionHost(Protocol):
 
 #: Seconds a node waits for another node's answer (an ack, an attach) by default.
 ACK_TIMEOUT = 2.0
+#: Seconds a forwarded send waits at most for a live owner's answer (a dead owner is found
+#: sooner, by its liveness: the send then gets 404).
+SEND_TIMEOUT = 30.0
 
 #: Answers to `ask`; everything else is a request or a stream message.
 _ANSWERS = frozenset({"ack", "attached", "busy", "gone"})
@@ -101,9 +107,16 @@ class DirectoryBackend(Protocol):
 class SessionDirectory:
     """One endpoint's view of the sessions of every node (see the module docstring)."""
 
-    def __init__(self, backend: DirectoryBackend, *, ack_timeout: float = ACK_TIMEOUT) -> None:
+    def __init__(
+        self,
+        backend: DirectoryBackend,
+        *,
+        ack_timeout: float = ACK_TIMEOUT,
+        send_timeout: float = SEND_TIMEOUT,
+    ) -> None:
         self.backend = backend
         self.ack_timeout = ack_timeout
+        self.send_timeout = send_timeout
         self._manager: SessionHost | None = None
         self._rids = (f"{secrets.token_hex(4)}.{n}" for n in itertools.count())
         self._asks: dict[str, tuple[str, asyncio.Future[Header]]] = {}
@@ -187,7 +200,8 @@ class SessionDirectory:
         self._asks[rid] = (peer, answer)
         try:
             self.post(peer, header, body)
-            reply = await asyncio.wait_for(answer, self.ack_timeout)
+            patience = self.send_timeout if header["op"] == "send" else self.ack_timeout
+            reply = await asyncio.wait_for(answer, patience)
             if header["op"] == "send" and not reply.get("ok"):
                 self.backend.forget_owner(header["sid"])
             return reply

@@ -485,3 +485,47 @@ async def test_an_owner_taken_for_dead_frees_its_receiver_slot(
     assert not a.saw(sid, MsgType.CLOSE)
     assert await send(http, a, sid, "y") == 204
     assert await poll(http, b, sid) == 'a["y"]\n'
+
+
+async def test_a_send_through_another_node_waits_for_a_slow_owner(
+    nodes: tuple[Node, Node], http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team (issue #15): an owner slower than `ack_timeout` (a stall, a loaded machine)
+    but alive delivered a send its requester had answered 404, and sockjs-client closed the
+    session on that 404. The send now waits for the owner as long as it lives."""
+    a, b = nodes
+    sid = new_id()
+    assert await poll(http, a, sid) == "o\n"  # a holds the session
+    receive = a.directory.receive
+    held: list[bytes] = []
+    release = asyncio.Event()
+
+    def slow_receive(data: bytes) -> None:
+        if b'"op":"send"' in data.partition(b"\n")[0] and not held:
+            held.append(data)  # a, stalled, gets to it later
+
+            async def later() -> None:
+                await release.wait()
+                receive(data)
+
+            asyncio.get_running_loop().create_task(later())
+            return
+        receive(data)
+
+    monkeypatch.setattr(a.directory, "receive", slow_receive)
+
+    async def stream_until(text: str) -> None:  # a's own receiver keeps the session alive
+        async with http.post(a.url(sid, "xhr_streaming")) as response:
+            seen = ""
+            while text not in seen:
+                seen += (await response.content.readany()).decode()
+
+    waiting = asyncio.create_task(stream_until('a["late"]'))
+    sending = asyncio.create_task(send(http, b, sid, "late"))
+    await wait_for(lambda: _true(held), 5, "the send reached the owner")
+    await asyncio.sleep(a.directory.ack_timeout + 0.5)  # the stall: longer than ack_timeout
+    assert not sending.done()
+    release.set()
+    assert await sending == 204
+    await waiting
+    assert a.messages(sid) == ["late"]
