@@ -72,6 +72,10 @@ class DirectoryListener(Protocol):
     def peers_lost(self, peers: set[str]) -> None:
         """Those peers are dead."""
 
+    def link_reset(self) -> None:
+        """This node's mailbox was away (its link to the backend broke and came back):
+        messages to it meanwhile may be lost."""
+
     def owned(self) -> list[str]:
         """The ids of the sessions this node holds (their records are kept fresh)."""
 
@@ -259,6 +263,8 @@ class SessionDirectory:
             relay = self._relays.get(rid)
             if relay is not None:
                 relay.pull() if op == "pull" else relay.ended(op == "abort")
+        elif op == "reset":  # the peer's mailbox was away: what was asked of it may be lost
+            self._fail_asks({header["from"]})
         elif op in ("frame", "drop", "release"):
             remote = self._remotes.get(rid)
             if remote is None:
@@ -287,6 +293,28 @@ class SessionDirectory:
         for relay in [r for r in self._relays.values() if r.peer in peers]:
             self.post(relay.peer, {"op": "release", "rid": relay.rid})
             relay.ended(False)
+        self._fail_asks(peers)
+
+    def link_reset(self) -> None:
+        # Frames, pulls, ends or sends posted to this node while its mailbox was away may be
+        # lost: a relayed stream would wait for good for a frame or a pull that never comes,
+        # and a session would go on missing messages. Every link in flight is cut as a
+        # dropped connection is (the session closes 1002, its client resumes), on both
+        # sides, and each peer is told, so it fails what it asked of this node meanwhile.
+        peers = self.peers()
+        for remote in list(self._remotes.values()):
+            self.post(remote.peer, {"op": "abort", "rid": remote.rid})
+            remote.on_lost()
+        for relay in list(self._relays.values()):
+            self.post(relay.peer, {"op": "drop", "rid": relay.rid})
+            relay.ended(True)
+        self._fail_asks(peers)
+        for peer in peers:
+            self.post(peer, {"op": "reset"})
+        if peers:
+            log.warning("mailbox was away: %d relayed requests cut", len(peers))
+
+    def _fail_asks(self, peers: set[str]) -> None:
         for peer, answer in list(self._asks.values()):
             if peer in peers and not answer.done():
                 answer.set_result({"op": "gone"})

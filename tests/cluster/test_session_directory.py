@@ -529,3 +529,30 @@ async def test_a_send_through_another_node_waits_for_a_slow_owner(
     assert await sending == 204
     await waiting
     assert a.messages(sid) == ["late"]
+
+
+async def test_a_mailbox_that_was_away_cuts_what_was_in_flight(
+    nodes: tuple[Node, Node], redis_server: RedisServer
+) -> None:
+    """Red team (issue #15): a short pub/sub blip (the nodes' subscriptions dropped and made
+    again) lost the frame the owner had sent, and the relayed stream then waited for good
+    with the session's one receiver slot taken. A node whose mailbox was away now cuts what
+    was in flight, on both sides, as a dropped connection: the request ends, the session
+    closes (1002) and its client resumes."""
+    a, b = nodes
+    sid = new_id()
+    async with aiohttp.ClientSession() as http:  # no total timeout: the stream must end
+        assert await poll(http, a, sid) == "o\n"
+        streaming = asyncio.create_task(stream(http, b, sid))  # relayed through b
+        session = a.manager.http_session(sid)
+        assert session is not None
+        await wait_for(lambda: _true(session.receiving), 5, "relay attached")
+        redis = redis_server.client()
+        try:
+            await redis.client_kill_filter(_type="pubsub")
+        finally:
+            await redis.aclose()
+        # an upper bound on the event, far below the stream's heartbeats' 25 s default
+        with contextlib.suppress(aiohttp.ClientError):
+            await asyncio.wait_for(streaming, 10)
+        await wait_for(lambda: _true(a.saw(sid, MsgType.CLOSE)), 10, "session closed")

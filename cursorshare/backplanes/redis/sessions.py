@@ -42,6 +42,8 @@ class DirectoryListener(Protocol):
 
     def peers_lost(self, peers: set[str]) -> None: ...
 
+    def link_reset(self) -> None: ...
+
     def owned(self) -> list[str]: ...
 
 
@@ -301,4 +303,6 @@ class RedisSessionDirectory:
     def _on_up(self, client: Redis, outage: float | None) -> list[Coroutine[Any, Any, None]]:
         if outage is None:
             log.info("session directory up: node %s", self.node_id)
+        elif self._listener is not None:
+            self._listener.link_reset()  # (posts wait for the writer, started below)
         return [self._writer(client), self._watch(client)]
