@@ -265,14 +265,14 @@ class SessionDirectory:
                 relay.pull() if op == "pull" else relay.ended(op == "abort")
         elif op == "reset":  # the peer's mailbox was away: what was asked of it may be lost
             self._fail_asks({header["from"]})
-        elif op in ("frame", "drop", "release"):
-            remote = self._remotes.get(rid)
-            if remote is None:
-                pass
-            elif op == "frame":
-                remote.on_frame(body)
-            else:
-                remote.on_lost() if op == "drop" else remote.on_released()
+        elif (remote := self._remotes.get(rid)) is None:
+            return  # (a frame, drop or release for a request that ended meanwhile)
+        elif op == "frame":
+            remote.on_frame(body)
+        elif op == "drop":
+            remote.on_lost()
+        elif op == "release":
+            remote.on_released()
 
     def peers(self) -> set[str]:
         return (
@@ -287,12 +287,7 @@ class SessionDirectory:
         # no request of its hangs on a relay nobody feeds and no relay of its holds a
         # session's one receiver slot (2010 to every next request); and cut cleanly: the
         # clients' next requests find their sessions anew, wherever they are.
-        for remote in [r for r in self._remotes.values() if r.peer in peers]:
-            self.post(remote.peer, {"op": "done", "rid": remote.rid})
-            remote.on_released()
-        for relay in [r for r in self._relays.values() if r.peer in peers]:
-            self.post(relay.peer, {"op": "release", "rid": relay.rid})
-            relay.ended(False)
+        self._cut(peers, cleanly=True)
         self._fail_asks(peers)
 
     def link_reset(self) -> None:
@@ -302,17 +297,26 @@ class SessionDirectory:
         # dropped connection is (the session closes 1002, its client resumes), on both
         # sides, and each peer is told, so it fails what it asked of this node meanwhile.
         peers = self.peers()
-        for remote in list(self._remotes.values()):
-            self.post(remote.peer, {"op": "abort", "rid": remote.rid})
-            remote.on_lost()
-        for relay in list(self._relays.values()):
-            self.post(relay.peer, {"op": "drop", "rid": relay.rid})
-            relay.ended(True)
+        cut = self._cut(peers, cleanly=False)
         self._fail_asks(peers)
         for peer in peers:
             self.post(peer, {"op": "reset"})
-        if peers:
-            log.warning("mailbox was away: %d relayed requests cut", len(peers))
+        if cut:
+            log.warning("mailbox was away: %d relayed requests cut", cut)
+
+    def _cut(self, peers: set[str], *, cleanly: bool) -> int:
+        """End every relay and remote session with ``peers``, telling each peer of its end:
+        ``cleanly`` (the response ends, the session lives) or as a dropped connection (the
+        session closes 1002). Returns how many were cut."""
+        remotes = [r for r in self._remotes.values() if r.peer in peers]
+        relays = [r for r in self._relays.values() if r.peer in peers]
+        for remote in remotes:
+            self.post(remote.peer, {"op": "done" if cleanly else "abort", "rid": remote.rid})
+            remote.on_released() if cleanly else remote.on_lost()
+        for relay in relays:
+            self.post(relay.peer, {"op": "release" if cleanly else "drop", "rid": relay.rid})
+            relay.ended(not cleanly)
+        return len(remotes) + len(relays)
 
     def _fail_asks(self, peers: set[str]) -> None:
         for peer, answer in list(self._asks.values()):

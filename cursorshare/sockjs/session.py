@@ -239,7 +239,8 @@ class Session:
 
         A message over budget is dropped; a flood closes the session (3009).
         """
-        await self.opened()
+        if self._opening is not None:  # (no coroutine per send once open: the hot path)
+            await self.opened()
         stats = self.manager.stats
         for message in messages:
             if self.state is not SessionState.OPEN:

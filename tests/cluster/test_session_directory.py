@@ -446,16 +446,25 @@ async def stream(http: aiohttp.ClientSession, node: Node, sid: str) -> str:
         return (await response.text()).lstrip("h").lstrip("\n")
 
 
+async def relayed_stream(
+    http: aiohttp.ClientSession, owner: Node, through: Node
+) -> tuple[str, Session, asyncio.Task[str]]:
+    """A new session held by ``owner``, and an xhr_streaming request of it through
+    ``through``, relayed (attached on the owner) when this returns."""
+    sid = new_id()
+    assert await poll(http, owner, sid) == "o\n"
+    streaming = asyncio.create_task(stream(http, through, sid))
+    session = owner.manager.http_session(sid)
+    assert session is not None
+    await wait_for(lambda: _true(session.receiving), 5, "relay attached")
+    return sid, session, streaming
+
+
 async def test_a_relaying_node_taken_for_dead_ends_its_request_and_the_session_lives(
     nodes: tuple[Node, Node], http: aiohttp.ClientSession
 ) -> None:
     a, b = nodes
-    sid = new_id()
-    assert await poll(http, a, sid) == "o\n"  # a holds the session
-    streaming = asyncio.create_task(stream(http, b, sid))
-    session = a.manager.http_session(sid)
-    assert session is not None
-    await wait_for(lambda: _true(session.receiving), 5, "relay attached")
+    sid, session, streaming = await relayed_stream(http, a, b)
     await lapse(b)
     # a lets the relay go, and tells b, which is alive: its response ends cleanly (the
     # client opens the next one), not hanging on a relay nobody feeds, not cut.
@@ -470,12 +479,7 @@ async def test_an_owner_taken_for_dead_frees_its_receiver_slot(
     nodes: tuple[Node, Node], http: aiohttp.ClientSession
 ) -> None:
     a, b = nodes
-    sid = new_id()
-    assert await poll(http, a, sid) == "o\n"  # a holds the session
-    streaming = asyncio.create_task(stream(http, b, sid))
-    session = a.manager.http_session(sid)
-    assert session is not None
-    await wait_for(lambda: _true(session.receiving), 5, "relay attached")
+    sid, _, streaming = await relayed_stream(http, a, b)
     await lapse(a)
     # b ends its response cleanly and tells a, which is alive, to end the relay: else the
     # relay held the session's one receiver slot, and every next request got 2010.
@@ -540,13 +544,8 @@ async def test_a_mailbox_that_was_away_cuts_what_was_in_flight(
     was in flight, on both sides, as a dropped connection: the request ends, the session
     closes (1002) and its client resumes."""
     a, b = nodes
-    sid = new_id()
     async with aiohttp.ClientSession() as http:  # no total timeout: the stream must end
-        assert await poll(http, a, sid) == "o\n"
-        streaming = asyncio.create_task(stream(http, b, sid))  # relayed through b
-        session = a.manager.http_session(sid)
-        assert session is not None
-        await wait_for(lambda: _true(session.receiving), 5, "relay attached")
+        sid, _, streaming = await relayed_stream(http, a, b)
         redis = redis_server.client()
         try:
             await redis.client_kill_filter(_type="pubsub")

@@ -42,9 +42,8 @@ from .keys import (
     Batch,
     KeyLayout,
     farewell,
-    farewell_member,
     handover,
-    handover_sender,
+    request_of,
 )
 from .link import LINK_ERRORS, Link
 from .liveness import NodeLiveness
@@ -255,17 +254,8 @@ class RedisBackplane(Backplane):
         room = self.keys.room_of(channel)
         if room is None or not self.remote.tracks(room):
             return
-        if data.startswith(FAREWELL):
-            member = farewell_member(data)
-            if member is not None and self.remote.listener is not None:
-                self.remote.listener.remote_farewell(room, member)
-            return
-        if data.startswith(HANDOVER):
-            member = farewell_member(data, "handover")
-            if handover_sender(data) == (self.node_id, self.instance):
-                return  # its own: the member it names is this node's now
-            if member is not None and self.remote.listener is not None:
-                self.remote.listener.remote_handover(room, member)
+        if data.startswith(FAREWELL) or data.startswith(HANDOVER):
+            self._on_request(room, data)
             return
         try:
             batch = Batch.decode(data)
@@ -278,6 +268,19 @@ class RedisBackplane(Backplane):
                 log.warning("another process publishes as node %s: ids must differ", batch.node)
             return
         self.remote.receive(room, batch.node, batch.inst, batch.events)
+
+    def _on_request(self, room: str, data: bytes) -> None:
+        """A farewell or a hand-over of a member, for the node that holds it."""
+        handing_over = data.startswith(HANDOVER)
+        request = request_of(data, "handover" if handing_over else "farewell")
+        listener = self.remote.listener
+        if request is None or listener is None:
+            return
+        member, sender = request
+        if not handing_over:
+            listener.remote_farewell(room, member)
+        elif sender != (self.node_id, self.instance):  # its own: the member is this node's now
+            listener.remote_handover(room, member)
 
     def _on_node_back(self, data: bytes) -> None:
         """Another node re-wrote its presence (it reconnected, or found itself swept)."""

@@ -5,7 +5,8 @@ Keys and channels (``<p>`` is the prefix, ``cursorshare`` by default):
 - ``<p>:room:<room>``: pub/sub channel of a room. A message is one node's coalesced batch of one
   tick, ``{"node": id, "inst": token, "events": [Event.to_wire(), ...]}`` (orjson), or a
   request to the node holding a member to end it, ``{"farewell": member id}`` (`FAREWELL`),
-  or to let it go silently (another node took it over), ``{"handover": member id}``.
+  or to let it go silently (another node took it over), ``{"handover": member id, "node": id,
+  "inst": token}`` (the sender, which hears its own on the channel too).
 - ``<p>:presence:<room>``: hash ``member id -> {"node": id, "inst": token, "state": {...},
   "grace"?: seconds}``, the members present in the room on any node, with the process that
   wrote each entry; ``grace``: how long the member stays after that process is gone (it may
@@ -303,21 +304,14 @@ def handover(member: str, node: str, inst: str) -> bytes:
     return orjson.dumps({"handover": member, "node": node, "inst": inst})
 
 
-def handover_sender(data: bytes) -> tuple[str, str] | None:
-    """The (node, instance) a hand-over message came from (None when it does not say)."""
+def request_of(data: bytes, field: str) -> tuple[str, tuple[str, str] | None] | None:
+    """The member a farewell (``field`` "farewell") or hand-over ("handover") message names,
+    and its sender (node, instance) when it says; None when ``data`` is not one."""
     try:
         payload = orjson.loads(data)
-        node, inst = payload.get("node"), payload.get("inst")
+        member, node, inst = payload.get(field), payload.get("node"), payload.get("inst")
     except (orjson.JSONDecodeError, AttributeError):
         return None
-    return (node, inst) if isinstance(node, str) and isinstance(inst, str) else None
-
-
-def farewell_member(data: bytes, field: str = "farewell") -> str | None:
-    """The member a farewell (or, with ``field`` "handover", a hand-over) message names
-    (None when ``data`` is not one)."""
-    try:
-        member = orjson.loads(data).get(field)
-    except (orjson.JSONDecodeError, AttributeError):
+    if not isinstance(member, str):
         return None
-    return member if isinstance(member, str) else None
+    return member, (node, inst) if isinstance(node, str) and isinstance(inst, str) else None
