@@ -72,6 +72,10 @@ class Settings:
     # The process.
     access_log: bool = False
     event_loop: str = "uvloop"
+    # aiohttp's default of 128 overflows when hundreds of clients (re)connect at once, or when a
+    # saturated server accepts slowly: the kernel then drops handshakes and the clients wait 1, 3,
+    # 7 s to retry. 2048 as gunicorn and uvicorn; the kernel caps it at net.core.somaxconn.
+    listen_backlog: int = 2048
     # Processes (cursorshare/workers.py).
     workers: int = 1
     # Presence (issue #13).
@@ -162,6 +166,7 @@ KNOBS = (
     Knob("header_timeout", float, "seconds to receive a request's head; 408 and closed after"),
     Knob("body_timeout", float, "seconds to receive a request's body once its head is in; 408"),
     Knob("keepalive_timeout", float, "seconds an idle keep-alive connection is kept open"),
+    Knob("listen_backlog", int, "connections the kernel holds for accept (capped by somaxconn)"),
     Knob("max_header_bytes", int, "bytes of one request head (request line and headers); 431"),
     Knob("max_header_line", int, "bytes of the request line or one header line; 400"),
     Knob("max_headers", int, "header lines in one request; 400"),

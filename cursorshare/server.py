@@ -23,6 +23,7 @@ from .cursors.page import add_page_config
 from .cursors.presence import CursorPresence
 from .httpguard import GuardedAppRunner
 from .hub import Backplane, Hub, InMemoryBackplane
+from .listener import ListeningSite
 from .metrics import metrics_handler, register_metrics
 from .sockjs import SessionManager, add_endpoint
 from .sockjs.directory import SessionDirectory
@@ -177,7 +178,14 @@ async def _serve(
     await runner.setup()
     try:
         # reuse_port: several workers listen on one port (cursorshare/workers.py).
-        await web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port).start()
+        site = ListeningSite(
+            runner,
+            settings.host,
+            settings.port,
+            reuse_port=reuse_port,
+            backlog=settings.listen_backlog,
+        )
+        await site.start()
         announce()
         await asyncio.Event().wait()  # until a signal ends the loop
     finally:

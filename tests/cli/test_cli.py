@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import socket
+import subprocess
 import sys
 import urllib.request
 from pathlib import Path
@@ -128,3 +130,21 @@ def test_the_command_closes_a_slowloris_at_its_header_deadline() -> None:
                 answer += chunk
         assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
         assert server.stop() == 0
+
+
+def _listen_backlog(port: int) -> int:
+    """The backlog of the socket listening on ``port`` (``ss``: Send-Q of a LISTEN socket)."""
+    ss = shutil.which("ss") or "/usr/sbin/ss"
+    out = subprocess.run(
+        [ss, "-ltnH", f"( sport = :{port} )"], check=True, capture_output=True, text=True
+    ).stdout
+    (line,) = out.splitlines()
+    return int(line.split()[2])
+
+
+def test_the_listen_backlog_is_a_setting_and_defaults_to_2048() -> None:
+    somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    with ServerProcess.cursorshare() as server:
+        assert _listen_backlog(server.port) == min(2048, somaxconn)
+    with ServerProcess.cursorshare("--listen-backlog", "77") as server:
+        assert _listen_backlog(server.port) == 77
