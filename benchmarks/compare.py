@@ -151,6 +151,7 @@ async def _one_point(
                     duration=opts.duration,
                     warmup=opts.warmup,
                     drain=opts.drain,
+                    send_wait=opts.send_wait,
                     # A many-rooms point observes at least one client of every room.
                     observers=None if opts.observers is None else max(opts.observers, rooms),
                     server_pid=server.pid,
@@ -314,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         duration=args.duration,
         warmup=args.warmup,
         drain=args.drain,
+        send_wait=args.send_wait_ms / 1000.0,
         observers=args.observers,
         servers=args.servers,
         idle_sessions=args.idle_sessions,

@@ -33,6 +33,7 @@ class CompareOptions:
     duration: float = 15.0
     warmup: float = 3.0
     drain: float = 1.0
+    send_wait: float = 0.025  # s, HTTP transports: sockjs-client's pause after each send
     observers: int | None = None
     servers: list[str] = field(default_factory=lambda: list(SERVERS))
     idle_sessions: int = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from .clients import SOCKJS_CLIENT_SEND_WAIT_MS
 from .transports import TRANSPORTS
 
 __all__ = [
@@ -115,6 +116,14 @@ def add_point_args(
         type=nonneg_float,
         default=1.0,
         help="seconds after the last send for moves in flight to land (default 1)",
+    )
+    p.add_argument(
+        "--send-wait-ms",
+        type=nonneg_float,
+        default=SOCKJS_CLIENT_SEND_WAIT_MS,
+        help="HTTP transports: after each send completes, wait this long before the next, "
+        "batching the moves made meanwhile, as sockjs-client's BufferedSender does "
+        f"(default {SOCKJS_CLIENT_SEND_WAIT_MS:g}; 0: send as soon as the last one completed)",
     )
     p.add_argument(
         "--observers",

@@ -161,6 +161,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         duration=args.duration,
         warmup=args.warmup,
         drain=args.drain,
+        send_wait=args.send_wait_ms / 1000.0,
         observers=args.observers,
         server_pid=args.server_pid,
         rooms=args.rooms,

@@ -12,8 +12,9 @@ URL's ``room`` query parameter) and is member number ``i // K`` of it, so a move
 says which room it belongs to; a move from another room is booked as a cross-room error.
 
 Moves are queued with :meth:`SockJSClient.move` (never blocks); one flush task per client sends
-whatever is pending as one SockJS send (a JSON array of strings), so a client whose previous send
-is still in flight batches its moves the way sockjs-client does.
+whatever is pending as one SockJS send (a JSON array of strings), as sockjs-client does: over
+HTTP one send in flight, then a pause of ``send_wait`` (its 25 ms) during which moves wait for
+the next; over a websocket the next batch as soon as the previous frame is written.
 
 HTTP requests go through the generator process's :class:`~cursorshare.bench.leanhttp.HttpPool`
 (a lean keep-alive client); only the websocket transport uses aiohttp's ``ClientSession``.
@@ -36,12 +37,14 @@ from .stats import FINE_BUCKETS, FINE_PER_MS, N_BUCKETS, ROOM_BUCKETS, bucket_of
 if TYPE_CHECKING:  # leanhttp needs httptools (the bench extra): imported when a pool is made
     from .leanhttp import HttpPool
 
-__all__ = ["SessionClosed", "SockJSClient", "Tally", "room_name"]
+__all__ = ["SOCKJS_CLIENT_SEND_WAIT_MS", "SessionClosed", "SockJSClient", "Tally", "room_name"]
 
 _loads = orjson.loads
 _perf_counter = time.perf_counter
 
 SEND_CONTENT_TYPE = "text/plain;charset=UTF-8"
+# sockjs-client's pause after an HTTP send (lib/transport/lib/buffered-sender.js).
+SOCKJS_CLIENT_SEND_WAIT_MS = 25.0
 # The websocket receive loop, when it never had to wait, yields to the event loop after this
 # many frames, so one client drowning in a burst cannot stall the send scheduler for long. (The
 # HTTP transports parse in the connection's data_received, which returns to the loop per read.)
@@ -125,6 +128,8 @@ class SockJSClient:
     """One SockJS session over one transport. Subclasses implement ``_run`` and ``_send``."""
 
     transport: ClassVar[str] = ""
+    # Whether sends pause for ``send_wait`` after each one (sockjs-client's HTTP senders do).
+    buffered_sender: ClassVar[bool] = True
     # The string that occurs once per broadcast message inside a frame, as the transport
     # delivers it (the JSON-escaped key of the field the server adds).
     _NEEDLE_STR: ClassVar[str] = '\\"sender\\"'
@@ -142,6 +147,7 @@ class SockJSClient:
         rooms: int = 1,
         observer: bool = True,
         deadline: float = math.inf,
+        send_wait: float = SOCKJS_CLIENT_SEND_WAIT_MS / 1000.0,
     ) -> None:
         self.http = http
         self.pool = pool
@@ -164,6 +170,7 @@ class SockJSClient:
         if observer:
             self.room_hist = tally.room_hist.setdefault(self.room, [0] * ROOM_BUCKETS)
         self.deadline = deadline  # perf_counter() time after which every loop gives up
+        self.send_wait = send_wait if self.buffered_sender else 0.0
         self.seq = 0  # sequence number of the next move
         self.pending: list[str] = []
         self.sending = False
@@ -243,6 +250,8 @@ class SockJSClient:
                 batch = self.pending
                 self.pending = []
                 await self._send("[" + ",".join(batch) + "]")
+                if self.send_wait:
+                    await self._pause()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -250,6 +259,10 @@ class SockJSClient:
                 self.tally.error(f"{self.transport} send: {exc!r}")
         finally:
             self.sending = False
+
+    async def _pause(self) -> None:
+        """sockjs-client's wait after a send; the moves made meanwhile go out together."""
+        await asyncio.sleep(self.send_wait)
 
     async def _send(self, body: str) -> None:
         """Send one SockJS send body (a JSON array of JSON strings) over HTTP.

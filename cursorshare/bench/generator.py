@@ -59,6 +59,7 @@ class Part:
     warmup: float
     duration: float
     drain: float
+    send_wait: float  # s, HTTP transports: pause after each send (sockjs-client: 0.025)
     indices: list[int]  # the run's client indices this process owns, ascending
     observers: list[int]  # those of ``indices`` that parse and time every message
     t0: float  # origin of the run's clock, time.perf_counter() (CLOCK_MONOTONIC)
@@ -232,6 +233,7 @@ async def generate(part: Part, channel: Channel) -> PartResult:
                 rooms=part.rooms,
                 observer=i in observers,
                 deadline=deadline,
+                send_wait=part.send_wait,
             )
             for i in part.indices
         ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .clients import SOCKJS_CLIENT_SEND_WAIT_MS
 from .generator import PartResult
 from .stats import LatencyHistogram, coverage, room_percentile
 
@@ -47,6 +48,8 @@ class LoadConfig:
     duration: float = 10.0
     warmup: float = 2.0
     drain: float = 1.0
+    # HTTP transports: seconds after a send completes before the next (sockjs-client: 25 ms).
+    send_wait: float = SOCKJS_CLIENT_SEND_WAIT_MS / 1000.0
     observers: int | None = None  # clients that parse and time every message; None: all
     server_pid: int | None = None
     rooms: int = 1  # client i is in room i % rooms

@@ -53,6 +53,7 @@ def _parts(config: LoadConfig, t0: float) -> list[Part]:
                 warmup=config.warmup,
                 duration=config.duration,
                 drain=config.drain,
+                send_wait=config.send_wait,
                 indices=indices,
                 observers=[i for i in indices if i in observers],
                 t0=t0,

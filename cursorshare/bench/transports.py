@@ -28,6 +28,7 @@ class WebSocketClient(SockJSClient):
     """``/<server>/<session>/websocket``: one SockJS frame per websocket text message."""
 
     transport = "websocket"
+    buffered_sender = False  # sockjs-client's websocket transport sends each message at once
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
