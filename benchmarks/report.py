@@ -110,14 +110,15 @@ def _gen(r: LoadResult) -> str:
 
 
 def _cells(point: Point | None, many: bool, notes: list[str], label: str) -> list[str]:
-    width = 9 if many else 7
+    width = 10 if many else 8
     r = point.result if point else None
     if point and point.error:
         notes.append(f"{label}: {point.error[:200]}")
     if r is None:
         return ["failed" if point else "-"] + ["-"] * (width - 1)
     notes += [f"{label}: {w}" for w in r.warnings]
-    cells = [_f(r.sent_per_s), _f(r.delivered_per_s), _f(r.coverage, "{:.3f}")]
+    cells = [_f(r.sent_per_s), _f(r.delivered_per_s), _f(r.http_requests_per_s)]
+    cells.append(_f(r.coverage, "{:.3f}"))
     if many:
         cells.append(_f(r.room_coverage_min, "{:.3f}"))
     cells.append(_latency(r))
@@ -132,7 +133,7 @@ def _table(res: CompareResult, many: bool, notes: list[str]) -> list[str]:
     if many:
         head += ["rooms", "per room"]
     head += ["offered moves/s", "expected deliveries/s"]
-    columns = ["sent/s", "delivered/s", "coverage"]
+    columns = ["sent/s", "delivered/s", "HTTP req/s", "coverage"]
     if many:
         columns.append("worst room coverage")
     columns.append("latency ms")
@@ -202,8 +203,11 @@ def render_markdown(res: CompareResult) -> str:
         f"Every client moves at {opts.rate:g} Hz; {opts.warmup:g} s warmup, "
         f"{opts.duration:g} s measured, {opts.drain:g} s drain; {_generator_text(res)}; a "
         f"fresh server for every point. Every client receives everything of its room; "
-        f"{observers} parse every message for coverage and latency. CPU in % of one core "
-        "(gen CPU: the busiest generator process), RSS at the end of the window."
+        f"{observers} parse every message for coverage and latency. Over HTTP a client "
+        "sends as sockjs-client does: one send in flight, then a "
+        f"{opts.send_wait * 1000:g} ms pause in which its moves wait for the next send. "
+        "CPU in % of one core (gen CPU: the busiest generator process), RSS at the end of "
+        "the window."
     )
     notes: list[str] = []
     out += ["", "### One room", ""]
@@ -213,7 +217,8 @@ def render_markdown(res: CompareResult) -> str:
     out.append("")
     out.append(
         "offered = N x rate moves/s; expected = every move to every client, N x N x rate. "
-        "sent/s and delivered/s are measured; coverage counts a move the server superseded "
+        "sent/s and delivered/s are measured; HTTP req/s counts sends, polls and reopened "
+        "streams; coverage counts a move the server superseded "
         "by a later move of the same sender as delivered; latency p50 / p95 / p99 of the moves "
         "that arrived. † a load generator process reported itself as a bottleneck at that "
         "point (see the notes)."

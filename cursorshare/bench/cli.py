@@ -128,8 +128,11 @@ def format_result(r: LoadResult) -> str:
         )
     if r.other_cpu_percent is not None:
         lines.append(f"  others       CPU {r.other_cpu_percent:.1f} % (rest of the machine)")
-    if r.reopens:
-        lines.append(f"  requests     {r.reopens} reopened polls/streams")
+    if r.http_requests_per_s is not None:
+        lines.append(
+            f"  requests     {r.http_requests_per_s:.0f}/s in the window (sends, polls, "
+            f"reopened streams); {r.reopens} reopened polls/streams in the run"
+        )
     lines += [f"  WARNING: {w}" for w in r.warnings]
     return "\n".join(lines)
 

@@ -32,7 +32,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import aiohttp
 import orjson
 
-from .stats import FINE_BUCKETS, FINE_PER_MS, N_BUCKETS, ROOM_BUCKETS, bucket_of, room_bucket_of
+from .stats import (
+    FINE_BUCKETS,
+    FINE_PER_MS,
+    ROOM_BUCKETS,
+    Tally,
+    bucket_of,
+    room_bucket_of,
+)
 
 if TYPE_CHECKING:  # leanhttp needs httptools (the bench extra): imported when a pool is made
     from .leanhttp import HttpPool
@@ -64,59 +71,6 @@ class SessionClosed(Exception):
 def room_name(room: int) -> str:
     """The ``room`` query value of room number ``room`` (valid for both servers)."""
     return f"r{room}"
-
-
-class Tally:
-    """Counters shared by every client of one generator process. Single-threaded.
-
-    ``t0`` is the origin of the run's clock (``time.perf_counter()``, CLOCK_MONOTONIC on Linux,
-    so one origin serves every generator process of a run); the ``t`` field of every move is
-    milliseconds since ``t0``. Latency is recorded only for moves whose ``t`` lies in
-    ``[win_lo_ms, win_hi_ms)``.
-    """
-
-    __slots__ = (
-        "arrivals",
-        "cross_room",
-        "errors",
-        "foreign",
-        "frames",
-        "hist",
-        "last_error",
-        "lat_max",
-        "lat_sum",
-        "reopens",
-        "resends",
-        "room_hist",
-        "t0",
-        "win_hi_ms",
-        "win_lo_ms",
-    )
-
-    def __init__(self, t0: float | None = None) -> None:
-        self.t0 = _perf_counter() if t0 is None else t0
-        self.arrivals = 0  # messages received, all clients
-        self.frames = 0  # message frames received, all clients
-        self.foreign = 0  # messages without the load generator's fields
-        self.hist: list[int] = [0] * N_BUCKETS
-        self.lat_sum = 0.0
-        self.lat_max = 0.0
-        self.win_lo_ms = math.inf
-        self.win_hi_ms = math.inf
-        self.errors = 0
-        self.reopens = 0  # streaming/polling requests after the first
-        self.resends = 0  # xhr_send retried after a dropped keep-alive connection
-        self.last_error = ""
-        self.cross_room = 0  # moves received from a sender of another room
-        # Per observed room: a coarse latency histogram (stats.room_bucket_of).
-        self.room_hist: dict[int, list[int]] = {}
-
-    def now_ms(self) -> float:
-        return (_perf_counter() - self.t0) * 1000.0
-
-    def error(self, text: str) -> None:
-        self.errors += 1
-        self.last_error = text
 
 
 def _random_session() -> tuple[str, str]:
@@ -275,6 +229,7 @@ class SockJSClient:
             url = self.session_url + "/xhr_send" + self.query
             head = self._send_head = self.pool.head("POST", url, SEND_CONTENT_TYPE)
         data = body.encode()
+        self.tally.sends += 1
         request = head + b"Content-Length: %d\r\n\r\n" % len(data) + data
         for attempt in (1, 2):
             try:

@@ -92,6 +92,7 @@ class PartResult:
     last_error: str = ""
     reopens: int = 0
     resends: int = 0
+    window_requests: int = 0  # HTTP sends and receiving requests made in the window
     foreign: int = 0
     cross_room: int = 0
 
@@ -163,6 +164,7 @@ async def _schedule(
     tally.win_hi_ms = (win_end - t0) * 1000.0
     in_window = False
     arrivals_start = 0
+    requests_start = 0
     cpu_start = 0.0
     t_start = win_start
     if m == 0:
@@ -176,11 +178,13 @@ async def _schedule(
             t_start = now
             res.first_seq = [c.seq for c in clients]
             arrivals_start = tally.arrivals
+            requests_start = tally.sends + tally.reopens
             cpu_start = own_cpu_seconds()
         if now >= win_end:
             res.window = now - t_start
             res.last_seq = [c.seq - 1 for c in clients]
             res.arrivals = tally.arrivals - arrivals_start
+            res.window_requests = tally.sends + tally.reopens - requests_start
             res.cpu_seconds = own_cpu_seconds() - cpu_start
             return res
         now_ms = (now - t0) * 1000.0

@@ -121,6 +121,8 @@ class LoadResult:
     reopens: int
     resends: int
     foreign: int
+    # HTTP transports: requests per second in the window (sends, polls, reopened streams).
+    http_requests_per_s: float | None = None
     warnings: list[str] = field(default_factory=list)
     rooms: int = 1
     rooms_observed: int = 0  # rooms with at least one observer whose session opened
@@ -307,6 +309,11 @@ def summarize(config: LoadConfig, parts: list[PartResult], samples: WindowSample
         reopens=sum(p.reopens for p in parts),
         resends=sum(p.resends for p in parts),
         foreign=sum(p.foreign for p in parts),
+        http_requests_per_s=(
+            None
+            if config.transport == "websocket"
+            else sum(p.window_requests for p in parts) / span
+        ),
         warnings=warnings,
         rooms=config.rooms,
         rooms_observed=len(observed),

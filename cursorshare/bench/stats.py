@@ -1,4 +1,5 @@
-"""Measurement primitives of the load generator: a latency histogram and coverage accounting.
+"""Measurement primitives of the load generator: a latency histogram, coverage accounting and
+the counters every client of a process shares (`Tally`).
 
 Everything here is plain Python on plain lists so that the hot path (one frame handler per
 received frame) can bind the lists to locals and update them without allocating.
@@ -7,6 +8,7 @@ received frame) can bind the lists to locals and update them without allocating.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterable, Sequence
 
 __all__ = [
@@ -14,6 +16,7 @@ __all__ = [
     "FINE_PER_MS",
     "ROOM_BUCKETS",
     "LatencyHistogram",
+    "Tally",
     "coverage",
     "covered_moves",
     "room_bucket_of",
@@ -178,3 +181,58 @@ def coverage(
         for c, (first, last) in enumerate(windows):
             covered += covered_moves(row[c], first, last)
     return covered, expected
+
+
+class Tally:
+    """Counters shared by every client of one generator process. Single-threaded.
+
+    ``t0`` is the origin of the run's clock (``time.perf_counter()``, CLOCK_MONOTONIC on Linux,
+    so one origin serves every generator process of a run); the ``t`` field of every move is
+    milliseconds since ``t0``. Latency is recorded only for moves whose ``t`` lies in
+    ``[win_lo_ms, win_hi_ms)``.
+    """
+
+    __slots__ = (
+        "arrivals",
+        "cross_room",
+        "errors",
+        "foreign",
+        "frames",
+        "hist",
+        "last_error",
+        "lat_max",
+        "lat_sum",
+        "reopens",
+        "resends",
+        "room_hist",
+        "sends",
+        "t0",
+        "win_hi_ms",
+        "win_lo_ms",
+    )
+
+    def __init__(self, t0: float | None = None) -> None:
+        self.t0 = time.perf_counter() if t0 is None else t0
+        self.arrivals = 0  # messages received, all clients
+        self.frames = 0  # message frames received, all clients
+        self.foreign = 0  # messages without the load generator's fields
+        self.hist: list[int] = [0] * N_BUCKETS
+        self.lat_sum = 0.0
+        self.lat_max = 0.0
+        self.win_lo_ms = math.inf
+        self.win_hi_ms = math.inf
+        self.errors = 0
+        self.reopens = 0  # streaming/polling requests after the first
+        self.resends = 0  # xhr_send retried after a dropped keep-alive connection
+        self.sends = 0  # HTTP sends (xhr_send requests)
+        self.last_error = ""
+        self.cross_room = 0  # moves received from a sender of another room
+        # Per observed room: a coarse latency histogram (stats.room_bucket_of).
+        self.room_hist: dict[int, list[int]] = {}
+
+    def now_ms(self) -> float:
+        return (time.perf_counter() - self.t0) * 1000.0
+
+    def error(self, text: str) -> None:
+        self.errors += 1
+        self.last_error = text

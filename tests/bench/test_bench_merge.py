@@ -96,3 +96,14 @@ def test_room_histogram_percentiles() -> None:
     assert stats.room_percentile(counts, 100) == pytest.approx(2500.0, abs=50.0)
     assert stats.room_bucket_of(10**9) == stats.ROOM_BUCKETS - 1
     assert stats.room_percentile([0] * stats.ROOM_BUCKETS, 50) is None
+
+
+@pytest.mark.parametrize(("transport", "expected"), [("xhr-polling", 150.0), ("websocket", None)])
+def test_http_requests_per_second_add_up_over_processes(
+    transport: str, expected: float | None
+) -> None:
+    config = LoadConfig(url="u", transport=transport, clients=4, rooms=2, processes=2)
+    a, b = _part([0, 2], window=2.0), _part([1, 3], window=2.0)
+    a.window_requests, b.window_requests = 100, 200  # sends, polls and reopened streams
+    result = summarize(config, [a, b], WindowSamples(start=0.0, end=2.0))
+    assert result.http_requests_per_s == expected
