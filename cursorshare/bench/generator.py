@@ -246,6 +246,8 @@ async def generate(part: Part, channel: Channel) -> PartResult:
             connected = await open_all(
                 clients, part.connect_concurrency, part.connect_timeout, tally
             )
+            if part.transport != "websocket":  # one connection per client for its sends
+                await pool.prewarm(len(connected), part.connect_concurrency)
             await channel.ready(len(connected))
             start = await channel.go()
             # The hot path makes no reference cycles: keep the cyclic GC's pauses out of the

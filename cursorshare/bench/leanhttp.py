@@ -257,6 +257,21 @@ class HttpPool:
         self.opened += 1
         return conn
 
+    async def prewarm(self, count: int, concurrency: int = 100) -> None:
+        """Open ``count`` idle keep-alive connections now, at most ``concurrency`` at a time.
+
+        A browser's page has its connections open before its user moves; without this, every
+        client's send connection would be opened in the load's first period, a burst of new
+        connections at a server already under load.
+        """
+        sem = asyncio.Semaphore(max(1, concurrency))
+
+        async def one() -> None:
+            async with sem:
+                self.release(await self._connect())
+
+        await asyncio.gather(*(one() for _ in range(count)))
+
     def release(self, conn: _Connection) -> None:
         conn.idle_since = self.loop.time()
         self.idle.append(conn)

@@ -181,6 +181,19 @@ async def test_keep_alive_connection_is_reused(served: tuple[Served, str], pool:
     assert list(state.requests_per_connection.values()) == [3]
 
 
+async def test_prewarmed_connections_serve_the_next_requests(
+    served: tuple[Served, str], pool: HttpPool
+) -> None:
+    state, url = served
+    await pool.prewarm(3, concurrency=2)
+    assert (pool.opened, len(pool.idle)) == (3, 3)
+    request = pool.encode("GET", url + "/length")
+    answers = await asyncio.gather(*(pool.request(request) for _ in range(3)))
+    assert answers == [(200, b"hello, keep-alive")] * 3
+    assert pool.opened == 3  # no connection opened under load
+    assert sorted(state.requests_per_connection.values()) == [1, 1, 1]
+
+
 async def test_connection_close_is_honoured(served: tuple[Served, str], pool: HttpPool) -> None:
     state, url = served
     assert await pool.request(pool.encode("GET", url + "/closing")) == (200, b"bye")
