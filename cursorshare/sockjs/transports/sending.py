@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from urllib.parse import parse_qs
 
 from aiohttp import hdrs, web
@@ -52,17 +53,25 @@ async def receive_messages(
         body: bytes | None = await read_body(request, manager.options.max_message_size)
     except BodyTooLarge:
         body = None  # refused after the session lookup: a 404 comes first
-    task = asyncio.create_task(
-        _receive_messages(
-            manager,
-            request,
-            body,
-            form_field=form_field,
-            ok_status=ok_status,
-            ok_body=ok_body,
-            content_type=content_type,
-        )
+    delivery = _receive_messages(
+        manager,
+        request,
+        body,
+        form_field=form_field,
+        ok_status=ok_status,
+        ok_body=ok_body,
+        content_type=content_type,
     )
+    loop = asyncio.get_running_loop()
+    if sys.version_info >= (3, 12):
+        # Started at once (as aiohttp starts its request tasks): a send to a session of this
+        # node whose handler does not wait is done before the task would have been scheduled,
+        # and needs no shield.
+        task = asyncio.Task(delivery, loop=loop, eager_start=True)
+        if task.done():
+            return task.result()
+    else:
+        task = loop.create_task(delivery)
     _in_flight.add(task)
     task.add_done_callback(_in_flight.discard)
     return await asyncio.shield(task)
