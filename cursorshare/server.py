@@ -28,15 +28,12 @@ from .metrics import metrics_handler, register_metrics
 from .sockjs import SessionManager, add_endpoint
 from .sockjs.directory import SessionDirectory
 from .webassets import add_web_assets
+from .workers import EXIT_CANNOT_LISTEN
 
 HUB: web.AppKey[Hub] = web.AppKey("hub", Hub)
 SOCKJS: web.AppKey[SessionManager] = web.AppKey("sockjs", SessionManager)
 CURSORS: web.AppKey[CursorApp] = web.AppKey("cursors", CursorApp)
 NODE_ID: web.AppKey[str] = web.AppKey("node_id", str)
-
-#: Exit status of `run` when the address cannot be listened on (port taken, host unknown): not
-#: 1, so that a supervisor (`cursorshare/workers.py`) can tell it from a crash and not retry.
-EXIT_CANNOT_LISTEN = 2
 
 #: The script the iframe page loads: the sockjs-client the web app itself loads.
 SOCKJS_URL = "/vendor/sockjs.min.js"

@@ -185,3 +185,19 @@ def test_a_port_out_of_range_is_refused_not_taken_modulo_65536() -> None:
     result = _serve_until_exit("--host", "127.0.0.1", "--port", "99999")  # 34463 before
     assert result.returncode == 2, result.stderr
     assert "99999" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_workers_that_cannot_listen_are_not_restarted_forever() -> None:
+    """Every worker would fail the same way at every restart: the parent stops, status 2."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # No Redis is needed: the workers fail at listening, which their start reaches anyway.
+        result = _serve_until_exit(
+            "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
+            "--redis-url", "redis://127.0.0.1:1/0",
+        )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
