@@ -143,7 +143,7 @@ class _Listener(asyncio.AbstractServer):
 class ListeningSite(web.BaseSite):
     """A TCP site (as ``web.TCPSite``) that accepts every waiting connection per wake-up."""
 
-    __slots__ = ("_host", "_port", "_reuse_port", "_tasks")
+    __slots__ = ("_host", "_paused_at", "_pauses", "_port", "_reuse_port", "_tasks")
 
     def __init__(
         self,
@@ -160,6 +160,10 @@ class ListeningSite(web.BaseSite):
         self._reuse_port = reuse_port
         #: Hand-overs of accepted sockets still running: a strong reference each.
         self._tasks: set[asyncio.Task[object]] = set()
+        #: Pauses for want of descriptors since accepting last worked, and when the first began:
+        #: one ERROR line when it starts, one WARNING when it ends, not a line a second.
+        self._pauses = 0
+        self._paused_at = 0.0
 
     @property
     def name(self) -> str:
@@ -184,10 +188,26 @@ class ListeningSite(web.BaseSite):
                 return
             # Out of descriptors or memory: stop listening a moment rather than spin on a
             # socket that stays readable.
-            log.error("accepting connections paused for %gs: %s", ACCEPT_RETRY_DELAY, exc)
+            if self._pauses == 0:
+                self._paused_at = loop.time()
+                log.error(
+                    "accepting connections paused: %s; retrying every %gs",
+                    exc.strerror,
+                    ACCEPT_RETRY_DELAY,
+                )
+            else:
+                log.debug("accepting connections still paused: %s", exc.strerror)
+            self._pauses += 1
             loop.remove_reader(listener.fileno())
             loop.call_later(ACCEPT_RETRY_DELAY, self._resume, loop, listener)
             return
+        if self._pauses:
+            log.warning(
+                "accepting connections again after %.1fs (%d pauses)",
+                loop.time() - self._paused_at,
+                self._pauses,
+            )
+            self._pauses = 0
         factory = self._runner.server
         if factory is None:  # the runner is shutting down
             for conn in accepted:
