@@ -24,7 +24,7 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-__all__ = ["ListeningSite", "accept_waiting", "listening_sockets"]
+__all__ = ["CannotListen", "ListeningSite", "accept_waiting", "listening_sockets"]
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +33,34 @@ ACCEPT_RETRY_DELAY = 1.0
 _RESOURCE_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
+class CannotListen(OSError):
+    """The address cannot be listened on (taken, not this host's, not resolvable): a mistake
+    in the settings or another program on the port, which retrying does not mend."""
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
 def listening_sockets(
     host: str | None, port: int, *, backlog: int, reuse_port: bool = False
 ) -> list[socket.socket]:
     """Non-blocking listening sockets for every address ``host`` resolves to (as
-    ``loop.create_server`` binds them: SO_REUSEADDR, IPv6 sockets IPv6-only)."""
-    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    ``loop.create_server`` binds them: SO_REUSEADDR, IPv6 sockets IPv6-only).
+
+    Raises `CannotListen`, naming the address, when ``host`` does not resolve or an address
+    cannot be bound.
+    """
+    if not 0 <= port <= 65535:  # getaddrinfo would take it modulo 65536: 99999 is 34463
+        raise CannotListen(errno.EINVAL, f"cannot listen on port {port}: not in 0-65535")
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except OSError as exc:  # socket.gaierror: no such host
+        raise CannotListen(
+            exc.errno, f"cannot listen on {_url_host(host or '*')}:{port}: {exc.strerror}"
+        ) from exc
     sockets: list[socket.socket] = []
     seen: set[tuple[int, object]] = set()
     try:
@@ -53,8 +75,12 @@ def listening_sockets(
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind(address)
-            sock.listen(backlog)
+            try:
+                sock.bind(address)
+                sock.listen(backlog)
+            except OSError as exc:
+                where = f"{_url_host(str(address[0]))}:{port}"
+                raise CannotListen(exc.errno, f"cannot listen on {where}: {exc.strerror}") from exc
             sock.setblocking(False)
     except BaseException:
         for sock in sockets:
@@ -117,7 +143,7 @@ class _Listener(asyncio.AbstractServer):
 class ListeningSite(web.BaseSite):
     """A TCP site (as ``web.TCPSite``) that accepts every waiting connection per wake-up."""
 
-    __slots__ = ("_host", "_port", "_reuse_port", "_tasks")
+    __slots__ = ("_host", "_paused_at", "_pauses", "_port", "_reuse_port", "_tasks")
 
     def __init__(
         self,
@@ -134,10 +160,14 @@ class ListeningSite(web.BaseSite):
         self._reuse_port = reuse_port
         #: Hand-overs of accepted sockets still running: a strong reference each.
         self._tasks: set[asyncio.Task[object]] = set()
+        #: Pauses for want of descriptors since accepting last worked, and when the first began:
+        #: one ERROR line when it starts, one WARNING when it ends, not a line a second.
+        self._pauses = 0
+        self._paused_at = 0.0
 
     @property
     def name(self) -> str:
-        return f"http://{self._host or '0.0.0.0'}:{self._port}"
+        return f"http://{_url_host(self._host or '0.0.0.0')}:{self._port}"
 
     async def start(self) -> None:
         await super().start()
@@ -158,10 +188,26 @@ class ListeningSite(web.BaseSite):
                 return
             # Out of descriptors or memory: stop listening a moment rather than spin on a
             # socket that stays readable.
-            log.error("accepting connections paused for %gs: %s", ACCEPT_RETRY_DELAY, exc)
+            if self._pauses == 0:
+                self._paused_at = loop.time()
+                log.error(
+                    "accepting connections paused: %s; retrying every %gs",
+                    exc.strerror,
+                    ACCEPT_RETRY_DELAY,
+                )
+            else:
+                log.debug("accepting connections still paused: %s", exc.strerror)
+            self._pauses += 1
             loop.remove_reader(listener.fileno())
             loop.call_later(ACCEPT_RETRY_DELAY, self._resume, loop, listener)
             return
+        if self._pauses:
+            log.warning(
+                "accepting connections again after %.1fs (%d pauses)",
+                loop.time() - self._paused_at,
+                self._pauses,
+            )
+            self._pauses = 0
         factory = self._runner.server
         if factory is None:  # the runner is shutting down
             for conn in accepted:

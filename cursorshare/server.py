@@ -23,11 +23,12 @@ from .cursors.page import add_page_config
 from .cursors.presence import CursorPresence
 from .httpguard import GuardedAppRunner
 from .hub import Backplane, Hub, InMemoryBackplane
-from .listener import ListeningSite
+from .listener import CannotListen, ListeningSite
 from .metrics import metrics_handler, register_metrics
 from .sockjs import SessionManager, add_endpoint
 from .sockjs.directory import SessionDirectory
 from .webassets import add_web_assets
+from .workers import EXIT_CANNOT_LISTEN
 
 HUB: web.AppKey[Hub] = web.AppKey("hub", Hub)
 SOCKJS: web.AppKey[SessionManager] = web.AppKey("sockjs", SessionManager)
@@ -202,7 +203,12 @@ def run(
     announce: Callable[[], None],
     reuse_port: bool = False,
 ) -> None:
-    """Serve ``app`` on ``loop`` until SIGINT or SIGTERM, then shut down gracefully."""
+    """Serve ``app`` on ``loop`` until SIGINT or SIGTERM, then shut down gracefully.
+
+    An address that cannot be listened on is one ERROR line and ``SystemExit`` with
+    `EXIT_CANNOT_LISTEN`, not a traceback.
+    """
+    cannot_listen: CannotListen | None = None
     asyncio.set_event_loop(loop)
     main = loop.create_task(
         _serve(
@@ -218,6 +224,8 @@ def run(
         loop.run_until_complete(main)
     except (web.GracefulExit, KeyboardInterrupt):
         pass
+    except CannotListen as exc:
+        cannot_listen = exc
     finally:
         if not main.done():
             main.cancel()  # runs the runner's cleanup: sessions closed, handlers awaited
@@ -229,3 +237,6 @@ def run(
         loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
+    if cannot_listen is not None:
+        logging.getLogger("cursorshare").error("%s", cannot_listen.strerror)
+        raise SystemExit(EXIT_CANNOT_LISTEN)

@@ -57,6 +57,11 @@ def worker_settings(settings: Settings, index: int) -> Settings:
     return dataclasses.replace(settings, workers=1, node_id=f"{base}-w{index}")
 
 
+#: Exit status of a server that cannot listen on its address (port taken by another program, host
+#: unknown): the same for every worker and every retry, so the parent stops instead of
+#: restarting it forever.
+EXIT_CANNOT_LISTEN = 2
+
 #: A worker that lived this long was healthy: its next restart is immediate again.
 HEALTHY_AFTER = 10.0
 #: Restart delays of a worker that keeps dying sooner: doubling from the first to the last.
@@ -98,7 +103,8 @@ class _Slot:
 def run(settings: Settings, serve: Serve) -> int:
     """Start the workers, each running ``serve`` (a module-level function, so the spawned
     process can import it), restart those that die, and wait for them all after SIGTERM or
-    SIGINT; returns the exit status (1 if any worker died on its own meanwhile)."""
+    SIGINT; returns the exit status (`EXIT_CANNOT_LISTEN` if a worker could not listen, 1 if
+    any died on its own meanwhile)."""
     check(settings)
     context = multiprocessing.get_context("spawn")  # nothing of the parent's loop is copied
 
@@ -128,6 +134,7 @@ def run(settings: Settings, serve: Serve) -> int:
             flush=True,
         )
         failed = False
+        status: int | None = None  # set when the workers cannot run at all
         while True:
             # Deaths first: a worker may die before it was ever waited on (at its start).
             for slot in [s for s in slots if s.due is None and s.process.exitcode is not None]:
@@ -135,6 +142,11 @@ def run(settings: Settings, serve: Serve) -> int:
                     continue
                 failed = True
                 dead = slot.process
+                if dead.exitcode == EXIT_CANNOT_LISTEN:
+                    log.error("%s cannot listen on port %d: stopping", dead.name, settings.port)
+                    status = EXIT_CANNOT_LISTEN
+                    stop(signal.SIGTERM, None)
+                    continue
                 delay = slot.died()
                 log.error(
                     "%s (pid %s) exited with status %s; %d workers still serve; restarting it"
@@ -155,7 +167,7 @@ def run(settings: Settings, serve: Serve) -> int:
             if not stopping and len(running) + len(waiting) < len(slots):
                 continue  # one died as it started: its restart is scheduled first
             if not running and not waiting:
-                return 1 if failed else 0
+                return status if status is not None else 1 if failed else 0
             timeout = min((s.due - now for s in waiting if s.due is not None), default=None)
             multiprocessing.connection.wait(
                 [s.process.sentinel for s in running], None if timeout is None else max(0, timeout)

@@ -148,3 +148,56 @@ def test_the_listen_backlog_is_a_setting_and_defaults_to_2048() -> None:
         assert _listen_backlog(server.port) == min(2048, somaxconn)
     with ServerProcess.cursorshare("--listen-backlog", "77") as server:
         assert _listen_backlog(server.port) == 77
+
+
+def _serve_until_exit(*flags: str) -> subprocess.CompletedProcess[str]:
+    """``cursorshare serve`` with ``flags``, run to its end (it must end by itself)."""
+    return subprocess.run(
+        [sys.executable, "-m", "cursorshare", "serve", *flags],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_port_in_use_is_one_clear_line_and_exit_status_2() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _serve_until_exit("--host", "127.0.0.1", "--port", str(port))
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.strip()]
+    assert f"127.0.0.1:{port}" in line and "in use" in line.lower(), line
+
+
+def test_a_host_that_does_not_resolve_is_one_clear_line_and_exit_status_2() -> None:
+    result = _serve_until_exit("--host", "no-such-host.invalid", "--port", str(free_port()))
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "no-such-host.invalid" in line, line
+
+
+def test_a_port_out_of_range_is_refused_not_taken_modulo_65536() -> None:
+    result = _serve_until_exit("--host", "127.0.0.1", "--port", "99999")  # 34463 before
+    assert result.returncode == 2, result.stderr
+    assert "99999" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_workers_that_cannot_listen_are_not_restarted_forever() -> None:
+    """Every worker would fail the same way at every restart: the parent stops, status 2."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # No Redis is needed: the workers fail at listening, which their start reaches anyway.
+        result = _serve_until_exit(
+            "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
+            "--redis-url", "redis://127.0.0.1:1/0",
+        )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import socket
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -133,3 +138,73 @@ def test_uvloops_own_server_needs_an_iteration_per_connection() -> None:
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as run:
         iterations = run.run(_answered_within_iterations("tcp"))
     assert iterations >= BURST // 2
+
+
+# A server out of descriptors (RLIMIT_NOFILE 64): its accept fails with EMFILE until
+# connections close. It prints its port, then logs the listener at DEBUG.
+_STARVED_SERVER = """
+import asyncio, logging, resource, sys
+import uvloop
+from aiohttp import web
+from cursorshare import listener
+listener.ACCEPT_RETRY_DELAY = 0.05  # many pauses, quickly: the test counts log lines
+logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(message)s")
+logging.getLogger("cursorshare.listener").setLevel(logging.DEBUG)
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+async def main() -> None:
+    app = web.Application()
+    app.router.add_get("/", lambda request: web.Response(text="hello"))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = listener.ListeningSite(runner, "127.0.0.1", 0, backlog=512)
+    await site.start()
+    print(site._server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.Event().wait()
+
+uvloop.run(main())
+"""
+
+
+def test_running_out_of_descriptors_is_one_error_line_then_one_line_when_it_ends() -> None:
+    server = subprocess.Popen(
+        [sys.executable, "-c", _STARVED_SERVER],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert server.stdout is not None and server.stderr is not None
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(
+        target=lambda: [lines.put(line) for line in server.stderr], daemon=True
+    ).start()
+    seen: list[str] = []
+
+    deadline = time.monotonic() + 60  # an upper bound on the events, not a delay
+
+    def wait_for(text: str, times: int = 1) -> None:
+        while sum(text in line for line in seen) < times:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no {text!r} in {len(seen)} lines: {seen[:3]}"
+            with contextlib.suppress(queue.Empty):
+                seen.append(lines.get(timeout=left))
+
+    clients: list[socket.socket] = []
+    try:
+        port = int(server.stdout.readline())
+        clients = connect_all(("127.0.0.1", port), 100)  # more than 64 descriptors
+        wait_for("still paused", times=5)
+        for client in clients:
+            client.close()
+        wait_for("accepting connections again")
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as fresh:
+            fresh.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert fresh.recv(4096).startswith(b"HTTP/1.1 200")
+    finally:
+        for client in clients:
+            client.close()
+        server.kill()
+        server.wait()
+    loud = [line for line in seen if not line.startswith("DEBUG")]
+    assert [line.split()[0] for line in loud] == ["ERROR", "WARNING"], loud
+    assert "Too many open files" in loud[0]
