@@ -53,6 +53,7 @@ def serve_settings(settings: config.Settings, *, reuse_port: bool = False) -> in
 
     def announce() -> None:
         host = "localhost" if settings.host in ("0.0.0.0", "::", "127.0.0.1") else settings.host
+        host = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL
         print(
             f"cursorshare {__version__} serving http://{host}:{settings.port}/ ({hub})", flush=True
         )

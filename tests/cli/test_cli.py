@@ -201,3 +201,17 @@ def test_workers_that_cannot_listen_are_not_restarted_forever() -> None:
     assert result.returncode == 2, result.stderr[-2000:]
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+class _IPv6Server(ServerProcess):
+    @property
+    def url(self) -> str:
+        return f"http://[::1]:{self.port}"
+
+
+def test_an_ipv6_host_is_printed_and_served_as_a_url() -> None:
+    port = free_port()
+    argv = [sys.executable, "-m", "cursorshare", "serve", "--host", "::1", "--port", str(port)]
+    with _IPv6Server(argv, port=port) as server:  # waits until http://[::1]:port answers
+        assert f"serving http://[::1]:{port}/" in server.output().splitlines()[0]
+        assert server.stop() == 0
