@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cursorshare.bench import IdleResult, LoadResult
+from cursorshare.bench.clients import SOCKJS_CLIENT_SEND_WAIT_MS
 
 from .servers import SERVERS
 
@@ -33,7 +34,7 @@ class CompareOptions:
     duration: float = 15.0
     warmup: float = 3.0
     drain: float = 1.0
-    send_wait: float = 0.025  # s, HTTP transports: sockjs-client's pause after each send
+    send_wait: float = SOCKJS_CLIENT_SEND_WAIT_MS / 1000.0  # s, HTTP transports' send pause
     observers: int | None = None
     servers: list[str] = field(default_factory=lambda: list(SERVERS))
     idle_sessions: int = 0

@@ -21,9 +21,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-if [[ -z "${PYTHON:-}" ]]; then
-  if [[ -x .venv/bin/python ]]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
-fi
+source benchmarks/server.sh  # PYTHON, start_server, wait_server_ready, cpu_seconds
 TRANSPORT="${TRANSPORT:-xhr-polling}"
 CLIENTS="${CLIENTS:-1000}"
 ROOMS="${ROOMS:-200}"
@@ -40,13 +38,7 @@ OUT_DIR="${OUT_DIR:-/tmp/cursorshare-profile}"
 mkdir -p "$OUT_DIR"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-PORT="$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-# shellcheck disable=SC2086
-env CURSORSHARE_MAX_SESSIONS=1000000 CURSORSHARE_MAX_SESSIONS_PER_ADDRESS=1000000 \
-  CURSORSHARE_MAX_CONNECTIONS=1000000 CURSORSHARE_MAX_CONNECTIONS_PER_ADDRESS=1000000 \
-  CURSORSHARE_LOG_LEVEL=warning ${SERVER_ENV:-} \
-  taskset -c "$SERVER_CPU" "$PYTHON" -m cursorshare serve --host 127.0.0.1 --port "$PORT" &
-SERVER=$!
+start_server "$SERVER_CPU"
 SPY=""
 SAMPLER=""
 cleanup() {
@@ -57,15 +49,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for _ in $(seq 100); do
-  if "$PYTHON" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' \
-      "http://127.0.0.1:$PORT/ws/info" 2>/dev/null; then break; fi
-  sleep 0.1
-done
-
-cpu_seconds() {  # user+sys of a process, from /proc/PID/stat (fields 14 and 15, in ticks)
-  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"
-}
+wait_server_ready
 
 if [[ "$PROFILE" == 1 ]]; then
   command -v py-spy >/dev/null || PATH="$(dirname "$PYTHON"):$PATH"

@@ -43,6 +43,7 @@ def serve(args: argparse.Namespace) -> int:
 
 def serve_settings(settings: config.Settings, *, reuse_port: bool = False) -> int:
     """Serve with ``settings`` in this process until SIGINT or SIGTERM."""
+    from .listener import url_host
     from .server import SOCKJS, build_app, run
 
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
@@ -53,10 +54,8 @@ def serve_settings(settings: config.Settings, *, reuse_port: bool = False) -> in
 
     def announce() -> None:
         host = "localhost" if settings.host in ("0.0.0.0", "::", "127.0.0.1") else settings.host
-        host = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL
-        print(
-            f"cursorshare {__version__} serving http://{host}:{settings.port}/ ({hub})", flush=True
-        )
+        url = f"http://{url_host(host)}:{settings.port}/"
+        print(f"cursorshare {__version__} serving {url} ({hub})", flush=True)
 
     run(
         app,

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-__all__ = ["CannotListen", "ListeningSite", "accept_waiting", "listening_sockets"]
+__all__ = ["CannotListen", "ListeningSite", "accept_waiting", "listening_sockets", "url_host"]
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,8 @@ class CannotListen(OSError):
     in the settings or another program on the port, which retrying does not mend."""
 
 
-def _url_host(host: str) -> str:
+def url_host(host: str) -> str:
+    """``host`` as it stands in a URL (an IPv6 address in brackets)."""
     return f"[{host}]" if ":" in host else host
 
 
@@ -65,7 +66,7 @@ def listening_sockets(
         )
     except OSError as exc:  # socket.gaierror: no such host
         raise CannotListen(
-            exc.errno, f"cannot listen on {_url_host(host or '*')}:{port}: {exc.strerror}"
+            exc.errno, f"cannot listen on {url_host(host or '*')}:{port}: {exc.strerror}"
         ) from exc
     sockets: list[socket.socket] = []
     seen: set[tuple[int, object]] = set()
@@ -85,7 +86,7 @@ def listening_sockets(
                 sock.bind(address)
                 sock.listen(backlog)
             except OSError as exc:
-                where = f"{_url_host(str(address[0]))}:{port}"
+                where = f"{url_host(str(address[0]))}:{port}"
                 raise CannotListen(exc.errno, f"cannot listen on {where}: {exc.strerror}") from exc
             sock.setblocking(False)
     except BaseException:
@@ -147,7 +148,8 @@ class _Listener(asyncio.AbstractServer):
 
 
 class ListeningSite(web.BaseSite):
-    """A TCP site (as ``web.TCPSite``) that accepts every waiting connection per wake-up."""
+    """A TCP site (as ``web.TCPSite``) that accepts waiting connections in batches of up to
+    `ACCEPTS_PER_WAKEUP` per wake-up (uvloop's own server takes one per loop turn)."""
 
     __slots__ = ("_host", "_paused_at", "_pauses", "_port", "_reuse_port", "_tasks")
 
@@ -173,7 +175,7 @@ class ListeningSite(web.BaseSite):
 
     @property
     def name(self) -> str:
-        return f"http://{_url_host(self._host or '0.0.0.0')}:{self._port}"
+        return f"http://{url_host(self._host or '0.0.0.0')}:{self._port}"
 
     async def start(self) -> None:
         await super().start()

@@ -25,9 +25,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-if [[ -z "${PYTHON:-}" ]]; then
-  if [[ -x .venv/bin/python ]]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
-fi
+source benchmarks/server.sh  # PYTHON
 DURATION="${DURATION:-15}"
 WARMUP="${WARMUP:-3}"
 RATE="${RATE:-30}"

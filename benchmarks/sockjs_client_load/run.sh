@@ -17,9 +17,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 cd "$ROOT"
-if [[ -z "${PYTHON:-}" ]]; then
-  if [[ -x .venv/bin/python ]]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
-fi
+source benchmarks/server.sh  # PYTHON, start_server, wait_server_ready, cpu_seconds
 SERVER_CPU="${SERVER_CPU:-0}"
 GEN_CPU="${GEN_CPU:-1}"
 PARTS="${PARTS:-1}"
@@ -30,13 +28,7 @@ if [[ ! -f "$HERE/node_modules/.package-lock.json" || "$HERE/package-lock.json" 
   (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error >&2)
 fi
 
-PORT="$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-# shellcheck disable=SC2086
-env CURSORSHARE_MAX_SESSIONS=1000000 CURSORSHARE_MAX_SESSIONS_PER_ADDRESS=1000000 \
-  CURSORSHARE_MAX_CONNECTIONS=1000000 CURSORSHARE_MAX_CONNECTIONS_PER_ADDRESS=1000000 \
-  CURSORSHARE_LOG_LEVEL=warning ${SERVER_ENV:-} \
-  taskset -c "$SERVER_CPU" "$PYTHON" -m cursorshare serve --host 127.0.0.1 --port "$PORT" &
-SERVER=$!
+start_server "$SERVER_CPU"
 GENS=()
 cleanup() {
   for pid in "${GENS[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -45,15 +37,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for _ in $(seq 100); do
-  if "$PYTHON" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' \
-      "http://127.0.0.1:$PORT/ws/info" 2>/dev/null; then break; fi
-  sleep 0.1
-done
-
-cpu_seconds() {  # user+sys of a process, from /proc/PID/stat (fields 14 and 15, in ticks)
-  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"
-}
+wait_server_ready
 
 machine_busy_seconds() {  # every CPU's non-idle time, from /proc/stat (idle and iowait excluded)
   awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / hz }' /proc/stat

@@ -246,7 +246,7 @@ async def generate(part: Part, channel: Channel) -> PartResult:
             connected = await open_all(
                 clients, part.connect_concurrency, part.connect_timeout, tally
             )
-            if part.transport != "websocket":  # one connection per client for its sends
+            if cls.buffered_sender:  # sends over HTTP: one connection per client for them
                 await pool.prewarm(len(connected), part.connect_concurrency)
             await channel.ready(len(connected))
             start = await channel.go()

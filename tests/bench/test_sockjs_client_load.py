@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.npm import npm_ci
+
 LOAD_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "sockjs_client_load"
 #: Upper bound on one node run (it normally takes about 3 s: open, 0.5 s warmup, 1 s, drain).
 RUN_TIMEOUT = 60.0
@@ -23,19 +25,8 @@ RUN_TIMEOUT = 60.0
 
 @pytest.fixture(scope="module")
 def load_mjs() -> Path:
-    """`npm ci` the pinned sockjs-client once, again only when the lock file changed."""
-    npm = shutil.which("npm")
-    assert npm, "load.mjs needs node and npm"
-    installed = LOAD_DIR / "node_modules" / ".package-lock.json"
-    lock = LOAD_DIR / "package-lock.json"
-    if not installed.is_file() or installed.stat().st_mtime < lock.stat().st_mtime:
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=LOAD_DIR,
-            check=True,
-            timeout=300,
-        )
-    return LOAD_DIR / "load.mjs"
+    """The pinned sockjs-client, installed once (again only when the lock file changed)."""
+    return npm_ci(LOAD_DIR) / "load.mjs"
 
 
 @pytest.mark.parametrize("transport", ["xhr-polling", "websocket"])

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from aiohttp.test_utils import TestServer
 from cursorshare.sockjs import add_endpoint
 from tests.interop.stomp_broker import StompBroker
 from tests.support.clients import SessionClosed, make_client
+from tests.support.npm import npm_ci
 
 HERE = Path(__file__).resolve().parent
 TRANSPORTS = ("websocket", "xhr-streaming", "xhr-polling", "eventsource")
@@ -33,19 +32,8 @@ RUN_TIMEOUT = 60.0
 
 @pytest.fixture(scope="module")
 def interop_packages() -> Path:
-    """`npm ci` the pinned client packages once, again only when the lock file changed."""
-    npm = shutil.which("npm")
-    assert npm, "the interop tests need node and npm"
-    installed = HERE / "node_modules" / ".package-lock.json"
-    lock = HERE / "package-lock.json"
-    if not installed.is_file() or installed.stat().st_mtime < lock.stat().st_mtime:
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=HERE,
-            check=True,
-            timeout=300,
-        )
-    return HERE
+    """The pinned client packages, installed once (again only when the lock file changed)."""
+    return npm_ci(HERE)
 
 
 @pytest.fixture
