@@ -7,11 +7,14 @@ so a node can be killed with SIGKILL like a crashed machine. The processes are i
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from cursorshare.backplanes.redis import RedisBackplane
+from tests.cluster.backplanes import Recorder
 from tests.cluster.procs import Cluster, RedisServer
 
 
@@ -34,3 +37,22 @@ async def cluster(redis_server: RedisServer, tmp_path: Path) -> AsyncIterator[Cl
         cluster.stop()
         # Shown by pytest when the test failed.
         print(cluster.logs())
+
+
+@pytest.fixture
+async def make(
+    redis_server: RedisServer,
+) -> AsyncIterator[Callable[..., Any]]:
+    started: list[RedisBackplane] = []
+
+    async def make(node_id: str, **options: Any) -> tuple[RedisBackplane, Recorder]:
+        backplane = RedisBackplane(redis_server.url, node_id=node_id, **options)
+        recorder = Recorder()
+        await backplane.start(recorder)
+        assert backplane.state == "up"
+        started.append(backplane)
+        return backplane, recorder
+
+    yield make
+    for backplane in started:
+        await backplane.stop()

@@ -7,86 +7,23 @@ and batches of events without knowing what they mean.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 import pytest
 
-from cursorshare.backplanes.redis import RedisBackplane
-from cursorshare.backplanes.redis.keys import DELETE_IF_CONTAINS, Entry, needle
-from cursorshare.hub import JSON, Change, Event, Kind, PresenceChange
+from cursorshare.backplanes.redis.keys import (
+    DELETE_IF_CONTAINS,
+    DELETE_IF_DEAD,
+    Entry,
+    needle,
+)
+from cursorshare.hub import Change, Kind, PresenceChange
+from tests.cluster.backplanes import join, leave, move, settle, state
 from tests.cluster.procs import RedisServer, wait_for
 
 pytestmark = pytest.mark.cluster
-
-
-class Recorder:
-    """Stands for a hub: records what its backplane reports, in order."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, Event]] = []
-        self.changes: list[tuple[str, PresenceChange]] = []
-        #: (room, member, "join"/"move"/"leave" for events, "joined"/... for changes)
-        self.timeline: list[tuple[str, str, str]] = []
-
-    def remote_events(self, room: str, events: list[Event]) -> None:
-        self.events += [(room, event) for event in events]
-        self.timeline += [(room, event.sender, event.kind.value) for event in events]
-
-    def remote_presence(self, room: str, changes: list[PresenceChange]) -> None:
-        self.changes += [(room, change) for change in changes]
-        self.timeline += [(room, change.member, change.kind.value) for change in changes]
-
-    def of(self, room: str, kind: Kind | None = None) -> list[Event]:
-        return [e for r, e in self.events if r == room and (kind is None or e.kind is kind)]
-
-    def changed(self, room: str, kind: Change | None = None) -> list[PresenceChange]:
-        return [c for r, c in self.changes if r == room and (kind is None or c.kind is kind)]
-
-
-@pytest.fixture
-async def make(
-    redis_server: RedisServer,
-) -> AsyncIterator[Callable[..., Any]]:
-    started: list[RedisBackplane] = []
-
-    async def make(node_id: str, **options: Any) -> tuple[RedisBackplane, Recorder]:
-        backplane = RedisBackplane(redis_server.url, node_id=node_id, **options)
-        recorder = Recorder()
-        await backplane.start(recorder)
-        assert backplane.state == "up"
-        started.append(backplane)
-        return backplane, recorder
-
-    yield make
-    for backplane in started:
-        await backplane.stop()
-
-
-def state(member: str, step: float | None = None) -> JSON:
-    return {"label": member.upper(), "step": step}
-
-
-def join(member: str, step: float | None = None) -> tuple[Event, JSON]:
-    now = state(member, step)
-    return Event(Kind.JOIN, member, {"hello": member}, now), now
-
-
-def move(member: str, step: float) -> tuple[Event, JSON]:
-    now = state(member, step)
-    return Event(Kind.MOVE, member, {"step": step}, now), now
-
-
-def leave(member: str) -> Event:
-    return Event(Kind.LEAVE, member, {"bye": member}, {})
-
-
-async def settle(check: Callable[[], bool], within: float = 3.0) -> None:
-    async def ready() -> bool:
-        return check()
-
-    await wait_for(ready, within, "condition")
 
 
 async def test_channel_per_room_and_own_messages_ignored(
@@ -216,6 +153,58 @@ async def test_stale_entries_are_removed_only_if_unchanged(redis_server: RedisSe
         assert await redis.hgetall("h") == {b"u": new}
     finally:
         await redis.aclose()
+
+
+async def test_entries_of_a_node_alive_again_are_not_removed(redis_server: RedisServer) -> None:
+    """A sweeper removes a dead writer's entry only if the writer's liveness key, read in the
+    same script, still does not hold the writer's token."""
+    redis = redis_server.client()
+    try:
+        back = Entry("x", "back", {"n": 1}).encode()
+        dead = Entry("y", "dead", {"n": 2}).encode()
+        await redis.hset("h", mapping={"u": back, "v": dead})
+        await redis.set("node:x", "back")
+        await redis.set("node:y", "a later life")
+        args = ["u", needle("back"), "back", "v", needle("dead"), "dead"]
+        removed = await redis.eval(DELETE_IF_DEAD, 3, "h", "node:x", "node:y", *args)
+        assert removed == 1
+        assert await redis.hgetall("h") == {b"u": back}
+    finally:
+        await redis.aclose()
+
+
+async def test_a_sweep_that_read_a_node_dead_keeps_what_it_re_wrote_since(
+    make: Callable[..., Any], redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CI found this window: b read a's liveness key while it was gone (a stalled), a came
+    back and re-wrote its key and its presence, then b's sweep removed the entry a had just
+    re-written, for good (a had nothing more to re-write). Here b's sweep reads a as dead
+    while a is alive: the entry must stay."""
+    a, _ = await make("a")
+    b, got_b = await make("b", reconcile_interval=60)
+    await a.join_room("r")
+    await b.join_room("r")
+    event, now = join("u1", 0.4)
+    a.publish("r", [event], {"u1": now})
+    await settle(lambda: len(got_b.of("r", Kind.JOIN)) == 1)
+
+    liveness = b.remote.liveness
+    read_alive = liveness.tokens
+
+    async def read_while_a_was_away(client: Any, nodes: set[str]) -> dict[str, str | None]:
+        tokens = await read_alive(client, nodes)
+        return {**tokens, "a": None}
+
+    monkeypatch.setattr(liveness, "tokens", read_while_a_was_away)
+    await settle(lambda: len(got_b.changed("r", Change.LEFT)) == 1, within=15)
+    monkeypatch.undo()
+    redis = redis_server.client()
+    try:
+        assert await redis.hexists(a.keys.presence("r"), "u1")
+    finally:
+        await redis.aclose()
+    c, _ = await make("c")
+    assert [(r.member, r.state) for r in await c.join_room("r")] == [("u1", now)]
 
 
 async def test_clean_stop_removes_presence(

@@ -27,17 +27,37 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import orjson
+from redis.asyncio.client import Pipeline
 
 from ...hub import JSON, Event
 
 #: HDEL each field of the hash KEYS[1] whose value still contains its needle: ARGV holds
-#: field, needle, field, needle... A node never removes an entry that its owner re-wrote
-#: between the read that found it stale and the delete.
+#: field, needle, field, needle... A node never removes an entry that another process re-wrote
+#: (the member resumed there) between the read that found it stale and the delete.
 DELETE_IF_CONTAINS = """
 local removed = 0
 for i = 1, #ARGV, 2 do
   local value = redis.call('HGET', KEYS[1], ARGV[i])
   if value and string.find(value, ARGV[i + 1], 1, true) then
+    removed = removed + redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+end
+return removed
+"""
+
+
+#: HDEL each field of the hash KEYS[1] whose value still contains its needle and whose writer
+#: is not alive: ARGV holds field, needle, instance token, ... and KEYS[1 + i] the liveness key
+#: of the i-th field's node. A node that finds itself taken for dead re-writes its liveness key
+#: before its entries (`liveness.NodeLiveness.beat`), so an entry it re-wrote between a
+#: sweeper's reads and this delete stays: the sweeper's own check of the tokens is a read
+#: ago, this one is atomic with the delete.
+DELETE_IF_DEAD = """
+local removed = 0
+for i = 1, #ARGV, 3 do
+  local value = redis.call('HGET', KEYS[1], ARGV[i])
+  if value and string.find(value, ARGV[i + 1], 1, true)
+      and redis.call('GET', KEYS[2 + (i - 1) / 3]) ~= ARGV[i + 2] then
     removed = removed + redis.call('HDEL', KEYS[1], ARGV[i])
   end
 end
@@ -179,6 +199,18 @@ def text(value: object) -> str | None:
 def script_args(stale: dict[str, bytes | str]) -> list[str | bytes]:
     """DELETE_IF_CONTAINS's ARGV for ``member -> needle``."""
     return [item for member, needle in stale.items() for item in (member, needle)]
+
+
+def delete_if_dead(
+    pipe: Pipeline, layout: KeyLayout, room: str, writers: dict[str, tuple[str, str]]
+) -> None:
+    """Queue DELETE_IF_DEAD on ``pipe`` for the entries of ``member -> (node, inst)``, gone
+    processes, in the room's presence hash."""
+    keys = [layout.presence(room), *(layout.node(node) for node, _ in writers.values())]
+    args: list[str | bytes] = []
+    for member, (_, inst) in writers.items():
+        args += [member, needle(inst), inst]
+    pipe.eval(DELETE_IF_DEAD, len(keys), *keys, *args)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from .keys import (
     STAMP_ORPHANS,
     Entry,
     KeyLayout,
-    needle,
+    delete_if_dead,
     script_args,
     stamp_args,
     text,
@@ -203,19 +203,20 @@ class RemotePresence:
                 entries[member] = (entry, raw)
         tokens = await self.liveness.tokens(client, {entry.node for entry, _ in entries.values()})
         members: dict[str, _Remote] = {}
-        stale: dict[str, bytes | str] = {}
+        lost: dict[str, bytes | str] = {}  # this process's entries of members not here
+        dead: dict[str, tuple[str, str]] = {}  # entries of gone processes: member -> writer
         fallen: dict[str, Entry] = {}
         own = self.liveness
         for member, (entry, raw) in entries.items():
             if (entry.node, entry.inst) == (own.node_id, own.instance):
                 if not self._is_local(room, member):
-                    stale[member] = raw  # a lost HDEL
+                    lost[member] = raw  # a lost HDEL
             elif entry.node != own.node_id and alive(tokens.get(entry.node), entry.inst):
                 members[member] = _Remote(entry.node, entry.inst, entry.state, 0)
             elif entry.grace > 0:
                 fallen[member] = entry  # its process is gone: it stays for its grace
             else:
-                stale[member] = raw  # of a dead node, or of an earlier life of this one
+                dead[member] = (entry.node, entry.inst)  # or of an earlier life of this one
         if fallen:
             now, deadlines = await self._stamp(client, room, fallen)
             for member, entry in fallen.items():
@@ -223,11 +224,14 @@ class RemotePresence:
                     remote = _Remote(entry.node, entry.inst, entry.state, 0, deadlines[member])
                     members[member] = remote
                 else:
-                    stale[member] = entries[member][1]
-        if stale:
+                    dead[member] = (entry.node, entry.inst)
+        if lost or dead:
             pipe = client.pipeline(transaction=False)
-            pipe.eval(DELETE_IF_CONTAINS, 1, key, *script_args(stale))
-            pipe.hdel(self.keys.orphans(room), *stale)
+            if lost:
+                pipe.eval(DELETE_IF_CONTAINS, 1, key, *script_args(lost))
+            if dead:
+                delete_if_dead(pipe, self.keys, room, dead)
+            pipe.hdel(self.keys.orphans(room), *lost, *dead)
             await pipe.execute()
         return members
 
@@ -265,7 +269,7 @@ class RemotePresence:
         if not (fallen or orphans):
             return
         deadlines, now = await self._deadlines(client, fallen)
-        gone: dict[str, dict[str, bytes | str]] = {}
+        gone: dict[str, dict[str, tuple[str, str]]] = {}
         for room, members in (*orphans.items(), *fallen.items()):
             current = self._views.get(room)
             if current is None or current.joining is not None:
@@ -287,7 +291,7 @@ class RemotePresence:
                 del current.remote[member]
                 self._seq += 1
                 current.gone[member] = self._seq
-                gone.setdefault(room, {})[member] = needle(remote.inst)
+                gone.setdefault(room, {})[member] = (remote.node, remote.inst)
                 changes.append(PresenceChange(Change.LEFT, member, {}))
             if changes:
                 self.swept += len(changes)
@@ -297,9 +301,9 @@ class RemotePresence:
                 self._report(room, changes)
         if gone:
             pipe = client.pipeline(transaction=False)
-            for room, stale in gone.items():
-                pipe.eval(DELETE_IF_CONTAINS, 1, self.keys.presence(room), *script_args(stale))
-                pipe.hdel(self.keys.orphans(room), *stale)
+            for room, writers in gone.items():
+                delete_if_dead(pipe, self.keys, room, writers)
+                pipe.hdel(self.keys.orphans(room), *writers)
             await pipe.execute()
 
     async def _deadlines(
