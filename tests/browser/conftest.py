@@ -138,3 +138,5 @@ def servers(tmp_path: Path) -> Iterator[Servers]:
     started = Servers(tmp_path)
     yield started
     started.stop_all()
+    for log in sorted(tmp_path.glob("server-*.log")):  # shown by pytest when the test failed
+        print(f"---- {log.name} ----\n{log.read_text(errors='replace')}")
