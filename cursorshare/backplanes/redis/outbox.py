@@ -16,6 +16,7 @@ from collections import deque
 
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from ...hub import JSON
 from .keys import (
@@ -163,8 +164,11 @@ class Outbox:
             while self._batches or self._dirty:
                 await self._send_some(client)
             if self._announce:
+                pipe = client.pipeline(transaction=False)
+                self._unstamp(pipe)
                 message = orjson.dumps({"node": self.node_id, "inst": self.instance})
-                await client.publish(self.keys.nodes_channel, message)
+                pipe.publish(self.keys.nodes_channel, message)
+                await pipe.execute()
                 self._announce = False
             self._idle.set()
 
@@ -232,7 +236,17 @@ class Outbox:
             pipe.expire(self.keys.presence(room), self.presence_ttl)
             pipe.expire(self.keys.slots(room), self.presence_ttl)
             pipe.expire(self.keys.orphans(room), self.presence_ttl)
+        self._unstamp(pipe)  # (a sweep that read this node dead may have stamped after it)
         await pipe.execute()
+
+    def _unstamp(self, pipe: Pipeline) -> None:
+        """Remove the stamps of when this node's members leave: they are here, so any stamp is
+        stale (others took this node for dead while it stalled, or the member resumed here
+        from a gone process). Left in place, `STAMP_ORPHANS` would reuse a stamp of this
+        instance at this node's stop or death, and its members would leave at once, not at
+        the end of their grace."""
+        for room, members in self._local.items():
+            pipe.hdel(self.keys.orphans(room), *members)
 
     async def purge(self, client: Redis) -> None:
         """Remove this node's entries of members not here any more, in every room."""

@@ -1,0 +1,88 @@
+"""Stamps of when a node's members leave (`<p>:orphans:<room>`) outlive nothing they should.
+
+Red team: a node that stalled past its TTL was stamped by another node's sweep; back, it left
+the stamp in place, and `STAMP_ORPHANS` reused it at the node's next stop or death, so its
+members left at once, not at the end of their grace (and their keys gave fresh identities).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from cursorshare.backplanes.redis import RedisBackplane
+from tests.cluster.backplanes import join
+from tests.cluster.procs import RedisServer, wait_for
+
+pytestmark = pytest.mark.cluster
+
+GRACE = 60.0
+
+
+async def graced_member(backplane: RedisBackplane, redis_server: RedisServer) -> None:
+    """Member u1 of room r on ``backplane``, with a resume grace, its entry in Redis."""
+    await backplane.join_room("r")
+    backplane.outlive("r", "u1", GRACE)
+    event, now = join("u1", 0.4)
+    backplane.publish("r", [event], {"u1": now})
+    redis = redis_server.client()
+    try:
+
+        async def written() -> bool:
+            return bool(await redis.hexists(backplane.keys.presence("r"), "u1"))
+
+        await wait_for(written, 15, "u1's entry")
+    finally:
+        await redis.aclose()
+
+
+async def stamp_and_wait_until_gone(
+    backplane: RedisBackplane, redis_server: RedisServer, *, stalled: bool
+) -> None:
+    """Stamp u1 as a sweep would have while ``backplane`` stalled (a deadline long past), and
+    wait for the node to remove the stamp."""
+    redis = redis_server.client()
+    stamps = backplane.keys.orphans("r")
+    try:
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.hset(stamps, "u1", f"1000:{backplane.instance}")
+            if stalled:  # its key expired meanwhile: its beat finds it gone
+                pipe.delete(backplane.keys.node(backplane.node_id))
+            await pipe.execute()
+
+        async def unstamped() -> bool:
+            return not await redis.hexists(stamps, "u1")
+
+        await wait_for(unstamped, 15, "the stale stamp removed")
+    finally:
+        await redis.aclose()
+
+
+async def still_listed_after_a_clean_stop(
+    backplane: RedisBackplane, make: Callable[..., Any]
+) -> None:
+    await backplane.stop()  # u1 stays for its grace, stamped now
+    newcomer, _ = await make("newcomer")
+    assert [r.member for r in await newcomer.join_room("r")] == ["u1"]
+
+
+async def test_a_node_back_from_a_stall_removes_its_members_stamps(
+    make: Callable[..., Any], redis_server: RedisServer
+) -> None:
+    a, _ = await make("a")
+    await graced_member(a, redis_server)
+    await stamp_and_wait_until_gone(a, redis_server, stalled=True)
+    await still_listed_after_a_clean_stop(a, make)
+
+
+async def test_a_stamp_made_after_the_node_came_back_goes_at_the_next_refresh(
+    make: Callable[..., Any], redis_server: RedisServer
+) -> None:
+    """A sweep that read the node as dead may stamp after the node re-wrote its presence: the
+    periodic refresh (every presence TTL / 4) removes that stamp too."""
+    a, _ = await make("a", presence_ttl=4)
+    await graced_member(a, redis_server)
+    await stamp_and_wait_until_gone(a, redis_server, stalled=False)
+    await still_listed_after_a_clean_stop(a, make)
