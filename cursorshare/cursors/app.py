@@ -130,7 +130,8 @@ class CursorApp:
         live session on another node (which is then told to let it go)."""
         stored = identity.store_key(key)
         try:
-            record = await (self.store.seize(stored) if seize else self.store.take(stored))
+            take = self.store.seize if seize else self.store.take
+            record = await take(stored, room)  # (a key of another room leaves it as it is)
         except StoreUnavailable as exc:
             log.warning("resume store unavailable, a fresh identity is given: %s", exc)
             return None
@@ -249,6 +250,7 @@ class CursorApp:
                     identity.store_key(member.resume_key),
                     identity.record(member.state, member.room),
                     self.resume_grace,
+                    member.room,
                 )
         except StoreUnavailable as exc:
             log.warning("resume store unavailable, %s cannot resume: %s", member.id, exc)

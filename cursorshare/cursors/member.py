@@ -67,7 +67,7 @@ class CursorMember:
             if self.session is None:
                 return  # dropped meanwhile: its record was released (or discarded) already
             record = identity.record(self.state, self.room)
-            await store.hold(identity.store_key(self.resume_key), record, grace)
+            await store.hold(identity.store_key(self.resume_key), record, grace, self.room)
 
     async def discard_record(self, store: TtlStore) -> None:
         """Its key gives nothing back any more."""

@@ -131,3 +131,29 @@ async def test_a_restarted_node_shows_reconnecting_and_its_users_keep_their_colo
         assert told == [("join", "active"), ("presence", "reconnecting"), ("presence", "active")]
     finally:
         await close_all(tabs)
+
+
+async def test_a_key_shown_in_another_room_does_not_break_its_resume(cluster: Cluster) -> None:
+    """Red team: a key presented in another room (a duplicated tab, or someone who has it),
+    on another node, gets a fresh identity there; the member's own resume, once its node is
+    gone, must still give its identity back."""
+    a, b = await cluster.start_nodes(2)
+    tabs: list[Tab] = []
+    try:
+        watcher = await Tab().open(b.ws_url, "h")
+        ada = await Tab().open(a.ws_url, "h")
+        tabs += [watcher, ada]
+        await watcher.told(type="join", id=ada.id)
+        elsewhere = await Tab().open(b.ws_url, "other", ada.welcome["resume"])
+        tabs.append(elsewhere)
+        assert elsewhere.welcome["resumed"] is False and elsewhere.id != ada.id
+
+        a.kill()
+        await watcher.told(type="presence", id=ada.id, status="reconnecting")
+        ada_again = await Tab().open(b.ws_url, "h", ada.welcome["resume"])
+        tabs.append(ada_again)
+        assert ada_again.welcome["resumed"] is True
+        assert ada_again.id == ada.id
+        await watcher.told(type="presence", id=ada.id, status="active")
+    finally:
+        await close_all(tabs)

@@ -46,15 +46,15 @@ class GatedStore(MemoryTtlStore):
         self.waiting.set()
         await self.gate.wait()
 
-    async def take(self, key: str) -> JSON | None:
+    async def take(self, key: str, scope: str = "") -> JSON | None:
         if self.holding and not self.gate_hold:
             await self._pass()
-        return await super().take(key)
+        return await super().take(key, scope)
 
-    async def hold(self, key: str, record: JSON, ttl: float) -> None:
+    async def hold(self, key: str, record: JSON, ttl: float, scope: str = "") -> None:
         if self.holding and self.gate_hold:
             await self._pass()
-        await super().hold(key, record, ttl)
+        await super().hold(key, record, ttl, scope)
 
 
 def gated(app: web.Application) -> GatedStore:

@@ -131,10 +131,11 @@ return out
 """
 
 #: Take the shared record KEYS[1] unless a live process holds it; ARGV[1] is the prefix of
-#: node keys. Returns {'record', json}, {'held', node, ms left of that node's key}, or nil.
+#: node keys, ARGV[2] the scope the record must have (else it stays as it is). Returns
+#: {'record', json}, {'held', node, ms left of that node's key}, or nil.
 TAKE_RECORD = """
-local v = redis.call('HMGET', KEYS[1], 'record', 'node', 'inst')
-if not v[1] then return nil end
+local v = redis.call('HMGET', KEYS[1], 'record', 'node', 'inst', 'scope')
+if not v[1] or (v[4] or '') ~= ARGV[2] then return nil end
 if v[2] then
   local node_key = ARGV[1] .. v[2]
   if redis.call('GET', node_key) == v[3] then
@@ -146,10 +147,11 @@ return {'record', v[1]}
 """
 
 #: Make this process (ARGV: node, inst) the holder of the record KEYS[1], even if another
-#: live process holds it, and return it (nil: none, or this process holds it already).
+#: live process holds it, and return it (nil: none, of another scope than ARGV[3], or this
+#: process holds it already).
 SEIZE_RECORD = """
-local v = redis.call('HMGET', KEYS[1], 'record', 'node', 'inst')
-if not v[1] then return nil end
+local v = redis.call('HMGET', KEYS[1], 'record', 'node', 'inst', 'scope')
+if not v[1] or (v[4] or '') ~= ARGV[3] then return nil end
 if v[2] == ARGV[1] and v[3] == ARGV[2] then return nil end
 redis.call('HSET', KEYS[1], 'node', ARGV[1], 'inst', ARGV[2])
 return v[1]
@@ -157,14 +159,15 @@ return v[1]
 
 #: Write again the records this process holds (KEYS), unless one was released or taken over
 #: since (it exists, and this process does not hold it). ARGV: node, inst, then the record's
-#: JSON and its TTL in ms for each key.
+#: JSON, its TTL in ms and its scope for each key.
 RENEW_HELD = """
 for i = 1, #KEYS do
   local v = redis.call('HMGET', KEYS[i], 'node', 'inst')
   local exists = redis.call('EXISTS', KEYS[i]) == 1
   if not exists or (v[1] == ARGV[1] and v[2] == ARGV[2]) then
-    redis.call('HSET', KEYS[i], 'record', ARGV[i * 2 + 1], 'node', ARGV[1], 'inst', ARGV[2])
-    redis.call('PEXPIRE', KEYS[i], ARGV[i * 2 + 2])
+    redis.call('HSET', KEYS[i], 'record', ARGV[i * 3], 'node', ARGV[1], 'inst', ARGV[2],
+               'scope', ARGV[i * 3 + 2])
+    redis.call('PEXPIRE', KEYS[i], ARGV[i * 3 + 1])
   end
 end
 return #KEYS

@@ -33,9 +33,9 @@ RENEW_CHUNK = 500
 
 
 class RedisTtlStore:
-    """A `TtlStore` in Redis. A record is a hash (``record``, and ``node`` and ``inst`` while a
-    process holds it); `TAKE_RECORD` takes it atomically unless its holder's node key still
-    holds that instance.
+    """A `TtlStore` in Redis. A record is a hash (``record``, ``scope``, and ``node`` and
+    ``inst`` while a process holds it); `TAKE_RECORD` takes it atomically unless its holder's
+    node key still holds that instance.
 
     Held records are also kept here, written again after every (re)connection and their TTL
     renewed every ``keepalive / 2`` seconds (`keep_held`): each outlives this process by its
@@ -62,8 +62,8 @@ class RedisTtlStore:
         self.verdict_wait = verdict_wait
         self.keepalive = keepalive
         self.poll = poll
-        #: Records this process holds: key -> (record, ttl in seconds).
-        self._held: dict[str, tuple[bytes, float]] = {}
+        #: Records this process holds: key -> (record, ttl in seconds, scope).
+        self._held: dict[str, tuple[bytes, float, str]] = {}
 
     def _client(self) -> Redis:
         client = self.link.client
@@ -74,36 +74,37 @@ class RedisTtlStore:
     def _ms(self, ttl: float) -> int:
         return max(1, int(ttl * 1000))
 
-    async def put(self, key: str, record: JSON, ttl: float) -> None:
+    async def put(self, key: str, record: JSON, ttl: float, scope: str = "") -> None:
         self._held.pop(key, None)
         client = self._client()
         pipe = client.pipeline(transaction=True)
         name = self.keys.kept(key)
         pipe.delete(name)
-        pipe.hset(name, "record", orjson.dumps(record))
+        pipe.hset(name, mapping={"record": orjson.dumps(record), "scope": scope})
         pipe.pexpire(name, self._ms(ttl))
         try:
             await pipe.execute()
         except LINK_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc
 
-    async def hold(self, key: str, record: JSON, ttl: float) -> None:
+    async def hold(self, key: str, record: JSON, ttl: float, scope: str = "") -> None:
         raw = orjson.dumps(record)
-        self._held[key] = (raw, ttl)
+        self._held[key] = (raw, ttl, scope)
         client = self.link.client
         if client is None:
             return  # written by keep_held once the link is back
         pipe = client.pipeline(transaction=True)
-        self._write_held(pipe, key, raw, ttl)
+        self._write_held(pipe, key, raw, ttl, scope)
         try:
             await pipe.execute()
         except LINK_ERRORS as exc:
             log.debug("holding a record failed (written again once the link is back): %s", exc)
 
-    def _write_held(self, pipe: Pipeline, key: str, raw: bytes, ttl: float) -> None:
+    def _write_held(self, pipe: Pipeline, key: str, raw: bytes, ttl: float, scope: str) -> None:
         name = self.keys.kept(key)
         pipe.delete(name)
-        pipe.hset(name, mapping={"record": raw, "node": self.node_id, "inst": self.instance})
+        held = {"record": raw, "node": self.node_id, "inst": self.instance, "scope": scope}
+        pipe.hset(name, mapping=held)  # type: ignore[arg-type]
         pipe.pexpire(name, self._ms(ttl + self.keepalive))
 
     async def discard(self, key: str) -> None:
@@ -126,17 +127,17 @@ class RedisTtlStore:
             raise StoreUnavailable(str(exc)) from exc
         return None if raw is None else _record(raw)
 
-    async def seize(self, key: str) -> JSON | None:
+    async def seize(self, key: str, scope: str = "") -> JSON | None:
         client = self._client()
         try:
             raw = await client.eval(
-                SEIZE_RECORD, 1, self.keys.kept(key), self.node_id, self.instance
+                SEIZE_RECORD, 1, self.keys.kept(key), self.node_id, self.instance, scope
             )
         except LINK_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc
         return None if raw is None else _record(raw)
 
-    async def take(self, key: str) -> JSON | None:
+    async def take(self, key: str, scope: str = "") -> JSON | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.verdict_wait
         last_left: int | None = None
@@ -144,7 +145,7 @@ class RedisTtlStore:
             client = self._client()
             try:
                 reply = await client.eval(
-                    TAKE_RECORD, 1, self.keys.kept(key), self.keys.node_prefix
+                    TAKE_RECORD, 1, self.keys.kept(key), self.keys.node_prefix, scope
                 )
             except LINK_ERRORS as exc:
                 raise StoreUnavailable(str(exc)) from exc
@@ -168,7 +169,11 @@ class RedisTtlStore:
             for start in range(0, len(held), RENEW_CHUNK):
                 chunk = held[start : start + RENEW_CHUNK]
                 names = [self.keys.kept(key) for key, _ in chunk]
-                args = [v for _, (raw, ttl) in chunk for v in (raw, self._ms(ttl + self.keepalive))]
+                args = [
+                    value
+                    for _, (raw, ttl, scope) in chunk
+                    for value in (raw, self._ms(ttl + self.keepalive), scope)
+                ]
                 await client.eval(
                     RENEW_HELD, len(names), *names, self.node_id, self.instance, *args
                 )
