@@ -175,6 +175,7 @@ class CursorApp:
             member.session = session
             member.address = session.remote or ""
             self._members[session] = member
+            self.hub.backplane.outlive(room, member.id, self._grace_of(member))  # (whole again)
             self._set_status(member, ACTIVE)
             users = [r.state for r in self.hub.presence(room) if r.member != member.id]
             return member, users
@@ -237,6 +238,7 @@ class CursorApp:
         if member.resume_key is None or self.resume_grace <= 0 or not welcomed:
             self._leave(member)
             return
+        self.hub.backplane.outlive(member.room, member.id, self.resume_grace, started=True)
         self._set_status(member, RECONNECTING)
         for evicted in self._dropped.add(member):
             self._evict(evicted)

@@ -79,11 +79,13 @@ class Backplane(abc.ABC):
         to it, is down): the caller chooses from the room's presence."""
         return None
 
-    def outlive(self, room: str, member: str, seconds: float) -> None:
+    def outlive(self, room: str, member: str, seconds: float, *, started: bool = False) -> None:
         """``member``, of this node, may come back (on any node) within ``seconds`` of losing
         its connection: should this node die, or stop, meanwhile, the others keep it present
         (`Change.ORPHANED`) that long before it leaves. 0 (the default): it leaves with its
-        node. Without other nodes there is nothing to do."""
+        node. ``started``: it has lost its connection, its grace runs from now; should this
+        node die or stop meanwhile, the others keep it only for what is left (set again
+        without ``started`` once it is back). Without other nodes there is nothing to do."""
         return None
 
     async def farewell(self, room: str, member: str) -> None:

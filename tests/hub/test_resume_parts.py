@@ -259,7 +259,7 @@ async def test_join_hands_the_members_grace_to_the_backplane() -> None:
     graces: list[tuple[str, str, float]] = []
 
     class Recording(RecordingBackplane):
-        def outlive(self, room: str, member: str, seconds: float) -> None:
+        def outlive(self, room: str, member: str, seconds: float, *, started: bool = False) -> None:
             graces.append((room, member, seconds))
 
     hub = Hub(CountingCodec(), backplane=Recording(), tick=60.0)

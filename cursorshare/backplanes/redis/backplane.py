@@ -196,8 +196,8 @@ class RedisBackplane(Backplane):
     ) -> int | None:
         return await self.slots.claim(room, member, slots, keep)
 
-    def outlive(self, room: str, member: str, seconds: float) -> None:
-        self.outbox.outlive(room, member, seconds)
+    def outlive(self, room: str, member: str, seconds: float, *, started: bool = False) -> None:
+        self.outbox.outlive(room, member, seconds, started=started)
 
     async def farewell(self, room: str, member: str) -> None:
         await self._ask(room, member, farewell(member), "farewell")

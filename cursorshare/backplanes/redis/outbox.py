@@ -64,6 +64,8 @@ class Outbox:
         self._local: dict[str, dict[str, bytes]] = {}
         #: How long members stay after this process is gone: room -> member -> seconds.
         self._grace: dict[str, dict[str, float]] = {}
+        #: When the grace of members whose connection is lost ends: room -> member -> loop time.
+        self._grace_ends: dict[str, dict[str, float]] = {}
         #: Members whose entry must be (re)written, or removed: room -> members.
         self._dirty: dict[str, set[str]] = {}
         self._dirty_count = 0
@@ -88,15 +90,32 @@ class Outbox:
         """Whether ``member`` is in ``room`` on this node."""
         return member in self._local.get(room, {})
 
-    def outlive(self, room: str, member: str, seconds: float) -> None:
-        """Write ``member``'s entries with this grace (until it leaves)."""
+    def outlive(self, room: str, member: str, seconds: float, *, started: bool = False) -> None:
+        """Write ``member``'s entries with this grace (until it leaves); ``started``: its
+        connection is lost, the grace runs from now, and entries carry what is left of it."""
         graces = self._grace.setdefault(room, {})
+        ends = self._grace_ends.setdefault(room, {})
+        ends.pop(member, None)
         if seconds > 0:
             graces[member] = seconds
+            if started:
+                ends[member] = asyncio.get_running_loop().time() + seconds
         else:
             graces.pop(member, None)
-            if not graces:
-                del self._grace[room]
+        if not graces:
+            del self._grace[room]
+        if not ends:
+            del self._grace_ends[room]
+
+    def _grace_left(self, room: str, member: str) -> float:
+        grace = self._grace.get(room, {}).get(member, 0.0)
+        end = self._grace_ends.get(room, {}).get(member)
+        if end is None:
+            return grace
+        return max(0.0, min(grace, end - asyncio.get_running_loop().time()))
+
+    def _forget_grace(self, room: str, member: str) -> None:
+        self.outlive(room, member, 0.0)
 
     def put(
         self, room: str, batch: bytes | None, presence: dict[str, JSON | None], *, away: bool
@@ -105,21 +124,18 @@ class Outbox:
         if presence:
             local = self._local.setdefault(room, {})
             dirty = self._dirty.setdefault(room, set())
-            graces = self._grace.get(room, {})
             for member, state in presence.items():
                 if state is None:
                     local.pop(member, None)
-                    graces.pop(member, None)
+                    self._forget_grace(room, member)
                 else:
-                    grace = graces.get(member, 0.0)
+                    grace = self._grace_left(room, member)
                     local[member] = Entry(self.node_id, self.instance, state, grace).encode()
                 if member not in dirty:
                     dirty.add(member)
                     self._dirty_count += 1
             if not local:
                 del self._local[room]
-            if not graces:
-                self._grace.pop(room, None)
             if away and self._dirty_count > self._dirty_threshold:
                 self.forget_departures()
         if batch is not None:
@@ -213,24 +229,30 @@ class Outbox:
         await self._idle.wait()
         pipe = client.pipeline(transaction=False)
         for room, members in self._local.items():
-            graces = self._grace.get(room, {})
-            gone = [member for member in members if member not in graces]
+            left = {member: self._grace_left(room, member) for member in members}
+            gone = [member for member, grace in left.items() if grace <= 0]
             if gone:
                 pipe.hdel(self.keys.presence(room), *gone)
-            if graces.keys() & members.keys():
-                orphans = [(m, self.instance, g) for m, g in graces.items() if m in members]
+            orphans = [
+                (member, self.instance, grace) for member, grace in left.items() if grace > 0
+            ]
+            if orphans:
                 keys = (self.keys.orphans(room), self.keys.presence(room))
                 pipe.eval(STAMP_ORPHANS, 2, *keys, *stamp_args(self.presence_ttl, orphans))
         await pipe.execute()
         self._local.clear()
         self._grace.clear()
+        self._grace_ends.clear()
         self._dirty.clear()
         self._dirty_count = 0
 
     # -- upkeep -------------------------------------------------------------------------------
 
     async def refresh(self, client: Redis) -> None:
-        """Keep the hashes of this node's rooms from expiring."""
+        """Keep the hashes of this node's rooms from expiring, and the entries of members whose
+        connection is lost current with what is left of their grace (should this node die,
+        the others keep them that long)."""
+        self._rewrite_countdowns()
         pipe = client.pipeline(transaction=False)
         for room in self._local:
             pipe.expire(self.keys.presence(room), self.presence_ttl)
@@ -238,6 +260,23 @@ class Outbox:
             pipe.expire(self.keys.orphans(room), self.presence_ttl)
         self._unstamp(pipe)  # (a sweep that read this node dead may have stamped after it)
         await pipe.execute()
+
+    def _rewrite_countdowns(self) -> None:
+        for room, ends in self._grace_ends.items():
+            local = self._local.get(room, {})
+            for member in ends.keys() & local.keys():
+                entry = Entry.decode(local[member])
+                if entry is None:
+                    continue
+                grace = self._grace_left(room, member)
+                local[member] = Entry(self.node_id, self.instance, entry.state, grace).encode()
+                dirty = self._dirty.setdefault(room, set())
+                if member not in dirty:
+                    dirty.add(member)
+                    self._dirty_count += 1
+        if self._dirty:
+            self._idle.clear()
+            self._wake.set()
 
     def _unstamp(self, pipe: Pipeline) -> None:
         """Remove the stamps of when this node's members leave: they are here, so any stamp is
