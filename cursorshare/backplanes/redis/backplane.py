@@ -225,6 +225,9 @@ class RedisBackplane(Backplane):
         batch = Batch(self.node_id, self.instance, events).encode() if events else None
         away = self.link.state is not BackplaneState.UP
         self.outbox.put(room, batch, presence, away=away)
+        for member, state in presence.items():
+            if state is None:
+                self.slots.forget(room, member)
 
     # -- the link's callbacks -------------------------------------------------------------------
 
@@ -294,6 +297,7 @@ class RedisBackplane(Backplane):
 
     async def _upkeep(self, client: Redis) -> None:
         loop = asyncio.get_running_loop()
+        await self.slots.restore(client)
         if self.outbox.needs_purge:
             await self.outbox.purge(client)
         refresh_every = self.outbox.presence_ttl / 4

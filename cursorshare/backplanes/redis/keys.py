@@ -173,6 +173,18 @@ end
 return #KEYS
 """
 
+#: Write each record KEYS[i] again where it is missing (a restarted Redis lost it): ARGV holds
+#: the record's JSON, its scope and its TTL in ms for each key.
+RESTORE_RECORDS = """
+for i = 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 0 then
+    redis.call('HSET', KEYS[i], 'record', ARGV[i * 3 - 2], 'scope', ARGV[i * 3 - 1])
+    redis.call('PEXPIRE', KEYS[i], ARGV[i * 3])
+  end
+end
+return #KEYS
+"""
+
 #: Remove the shared record KEYS[1] unless another process holds it (ARGV: this node and
 #: instance): a member that resumed elsewhere keeps the record its new node holds.
 DISCARD_RECORD = """

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 
 import orjson
 from redis.asyncio import Redis
@@ -19,6 +20,7 @@ from .keys import (
     CLAIM_SLOT,
     DISCARD_RECORD,
     RENEW_HELD,
+    RESTORE_RECORDS,
     SEIZE_RECORD,
     TAKE_RECORD,
     KeyLayout,
@@ -64,6 +66,11 @@ class RedisTtlStore:
         self.poll = poll
         #: Records this process holds: key -> (record, ttl in seconds, scope).
         self._held: dict[str, tuple[bytes, float, str]] = {}
+        #: Records this process put and nobody took through it: key -> (record, scope, loop
+        #: time it expires), oldest first; written again where a restarted Redis lost them.
+        self._put: OrderedDict[str, tuple[bytes, str, float]] = OrderedDict()
+        #: The run id of the Redis server of the last connection (a new one: it restarted).
+        self._redis_run: str | None = None
 
     def _client(self) -> Redis:
         client = self.link.client
@@ -76,18 +83,25 @@ class RedisTtlStore:
 
     async def put(self, key: str, record: JSON, ttl: float, scope: str = "") -> None:
         self._held.pop(key, None)
+        self._put.pop(key, None)
         client = self._client()
+        raw = orjson.dumps(record)
         pipe = client.pipeline(transaction=True)
         name = self.keys.kept(key)
         pipe.delete(name)
-        pipe.hset(name, mapping={"record": orjson.dumps(record), "scope": scope})
+        pipe.hset(name, mapping={"record": raw, "scope": scope})
         pipe.pexpire(name, self._ms(ttl))
         try:
             await pipe.execute()
         except LINK_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc
+        now = asyncio.get_running_loop().time()
+        self._put[key] = (raw, scope, now + ttl)
+        while self._put and next(iter(self._put.values()))[2] <= now:
+            self._put.popitem(last=False)  # (an app puts with one TTL: oldest expire first)
 
     async def hold(self, key: str, record: JSON, ttl: float, scope: str = "") -> None:
+        self._put.pop(key, None)
         raw = orjson.dumps(record)
         self._held[key] = (raw, ttl, scope)
         client = self.link.client
@@ -109,6 +123,7 @@ class RedisTtlStore:
 
     async def discard(self, key: str) -> None:
         self._held.pop(key, None)
+        self._put.pop(key, None)
         client = self._client()
         try:
             await client.eval(DISCARD_RECORD, 1, self.keys.kept(key), self.node_id, self.instance)
@@ -117,6 +132,7 @@ class RedisTtlStore:
 
     async def end(self, key: str) -> JSON | None:
         self._held.pop(key, None)
+        self._put.pop(key, None)
         pipe = self._client().pipeline(transaction=True)
         name = self.keys.kept(key)
         pipe.hget(name, "record")
@@ -135,9 +151,18 @@ class RedisTtlStore:
             )
         except LINK_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc
-        return None if raw is None else _record(raw)
+        if raw is None:
+            return None
+        self._put.pop(key, None)  # held by this process now
+        return _record(raw)
 
     async def take(self, key: str, scope: str = "") -> JSON | None:
+        found = await self._take(key, scope)
+        if found is not None:
+            self._put.pop(key, None)
+        return found
+
+    async def _take(self, key: str, scope: str) -> JSON | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.verdict_wait
         last_left: int | None = None
@@ -163,7 +188,9 @@ class RedisTtlStore:
 
     async def keep_held(self, client: Redis) -> None:
         """While the link is up: write every held record again (Redis may have lost them), and
-        so renew their TTLs, every ``keepalive / 2`` seconds."""
+        so renew their TTLs, every ``keepalive / 2`` seconds; after a Redis restart, the
+        records put and not taken since too."""
+        await self._restore_after_a_restart(client)
         while True:
             held = list(self._held.items())
             for start in range(0, len(held), RENEW_CHUNK):
@@ -179,6 +206,25 @@ class RedisTtlStore:
                 )
             await asyncio.sleep(self.keepalive / 2)
 
+    async def _restore_after_a_restart(self, client: Redis) -> None:
+        run = str((await client.info("server")).get("run_id"))
+        restarted = self._redis_run not in (None, run)
+        self._redis_run = run
+        now = asyncio.get_running_loop().time()
+        put = [(key, kept) for key, kept in self._put.items() if kept[2] > now]
+        if not restarted or not put:
+            return
+        for start in range(0, len(put), RENEW_CHUNK):
+            chunk = put[start : start + RENEW_CHUNK]
+            names = [self.keys.kept(key) for key, _ in chunk]
+            args = [
+                value
+                for _, (raw, scope, until) in chunk
+                for value in (raw, scope, self._ms(until - now))
+            ]
+            await client.eval(RESTORE_RECORDS, len(names), *names, *args)
+        log.info("Redis restarted: %d resume records written again", len(put))
+
 
 def _record(raw: object) -> JSON | None:
     if not isinstance(raw, bytes | str):
@@ -192,13 +238,40 @@ def _record(raw: object) -> JSON | None:
 
 class SlotClaims:
     """Claims slots with `CLAIM_SLOT`; a claim counts for ``hold`` seconds before its member's
-    presence entry must be there, and the room's claims expire with its presence hash."""
+    presence entry must be there, and the room's claims expire with its presence hash.
+
+    The claims of this node's members are also kept here until they leave (`forget`), and
+    written again after each reconnection where Redis lost them (`restore`: a restarted Redis
+    would otherwise give newcomers the slots, the colours, of people present)."""
 
     def __init__(self, link: Link, keys: KeyLayout, *, hold: float, ttl: int) -> None:
         self.link = link
         self.keys = keys
         self.hold = hold
         self.ttl = ttl
+        #: room -> member -> slot, of this node's members.
+        self._claimed: dict[str, dict[str, int]] = {}
+
+    def forget(self, room: str, member: str) -> None:
+        """``member`` left ``room`` on this node."""
+        claims = self._claimed.get(room)
+        if claims is not None and claims.pop(member, None) is not None and not claims:
+            del self._claimed[room]
+
+    async def restore(self, client: Redis) -> None:
+        """Write each claim of this node's members again where its member has none (claimed
+        now: it counts for the hold while the member's entry is written again too)."""
+        if not self._claimed:
+            return
+        seconds, micros = await client.time()
+        now = int(seconds) * 1000 + int(micros) // 1000
+        pipe = client.pipeline(transaction=False)
+        for room, claims in self._claimed.items():
+            key = self.keys.slots(room)
+            for member, slot in claims.items():
+                pipe.hsetnx(key, member, f"{slot}:{now}")
+            pipe.expire(key, self.ttl)
+        await pipe.execute()
 
     async def claim(self, room: str, member: str, slots: int, keep: int | None) -> int | None:
         client = self.link.client
@@ -219,4 +292,5 @@ class SlotClaims:
         except LINK_ERRORS as exc:
             log.warning("could not claim a slot in room %s: %s", room, exc)
             return None
+        self._claimed.setdefault(room, {})[member] = int(slot)
         return int(slot)
