@@ -65,7 +65,9 @@ async def choose_color(hub: Hub, room: str, member: str, keep: str | None = None
     slot = await hub.backplane.claim_slot(room, member, len(PALETTE), kept)
     if slot is None:
         slot = kept
-    if slot is None:
-        taken = [r.state.get("color") for r in hub.presence(room) if r.member != member]
-        slot = least_used((PALETTE.index(c) for c in taken if c in PALETTE), len(PALETTE))
+        if slot is None:
+            taken = [r.state.get("color") for r in hub.presence(room) if r.member != member]
+            slot = least_used((PALETTE.index(c) for c in taken if c in PALETTE), len(PALETTE))
+            # Claimed as kept: once the link to the other nodes is back (or now, if it is).
+            await hub.backplane.claim_slot(room, member, len(PALETTE), slot)
     return PALETTE[slot % len(PALETTE)]

@@ -76,7 +76,8 @@ class Backplane(abc.ABC):
         """Claim for ``member`` the least-used of ``slots`` slots among the members of ``room``
         on every node (ties: the lowest), or the slot ``keep`` (a returning member), at once
         for all nodes. None: there is no store shared with other nodes (this one, or the link
-        to it, is down): the caller chooses from the room's presence."""
+        to it, is down): the caller chooses from the room's presence, and claims its choice
+        as ``keep`` (a backplane whose link is down writes it once the link is back)."""
         return None
 
     def outlive(self, room: str, member: str, seconds: float, *, started: bool = False) -> None:

@@ -107,3 +107,32 @@ async def test_this_nodes_slot_claims_are_written_again(
         await redis.aclose()
     b, _ = await make("b")
     assert await b.claim_slot("r", "newcomer", 2) != slot  # u1's slot is taken
+
+
+async def test_a_slot_chosen_while_redis_was_away_is_claimed_once_it_is_back(
+    make: Callable[..., Any], redis_server: RedisServer
+) -> None:
+    """Red team: a member who joined during the outage chose its colour alone; with no claim
+    written afterwards, a newcomer got the same colour."""
+    a, _ = await make("a")
+    await a.join_room("r")
+    redis_server.stop()
+    await settle(lambda: a.state == "down")
+    assert await a.claim_slot("r", "u1", 16) is None  # the caller chooses: say slot 5
+    assert await a.claim_slot("r", "u1", 16, 5) is None  # and claims its choice as kept
+    event, now = join("u1")
+    a.publish("r", [event], {"u1": now})
+    await redis_server.start()
+    await settle(lambda: a.state == "up", within=15)
+
+    redis = redis_server.client()
+    try:
+
+        async def claimed() -> bool:
+            return bool(await redis.hexists(a.keys.slots("r"), "u1"))
+
+        await wait_for(claimed, 15, "u1's claim written once Redis is back")
+        claim = await redis.hget(a.keys.slots("r"), "u1")
+        assert claim is not None and claim.decode().split(":")[0] == "5"
+    finally:
+        await redis.aclose()

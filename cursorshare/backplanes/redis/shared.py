@@ -276,6 +276,7 @@ class SlotClaims:
     async def claim(self, room: str, member: str, slots: int, keep: int | None) -> int | None:
         client = self.link.client
         if client is None:
+            self._keep_for_later(room, member, keep)
             return None
         try:
             slot = await client.eval(
@@ -291,6 +292,13 @@ class SlotClaims:
             )
         except LINK_ERRORS as exc:
             log.warning("could not claim a slot in room %s: %s", room, exc)
+            self._keep_for_later(room, member, keep)
             return None
         self._claimed.setdefault(room, {})[member] = int(slot)
         return int(slot)
+
+    def _keep_for_later(self, room: str, member: str, keep: int | None) -> None:
+        """The link is down: the caller chose a slot itself and claims it as ``keep``; it is
+        written once the link is back (`restore`)."""
+        if keep is not None:
+            self._claimed.setdefault(room, {})[member] = keep
