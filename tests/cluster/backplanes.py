@@ -17,10 +17,18 @@ class Recorder:
         self.changes: list[tuple[str, PresenceChange]] = []
         #: (room, member, "join"/"move"/"leave" for events, "joined"/... for changes)
         self.timeline: list[tuple[str, str, str]] = []
+        self.farewells: list[tuple[str, str]] = []
+        self.handovers: list[tuple[str, str]] = []
 
     def remote_events(self, room: str, events: list[Event]) -> None:
         self.events += [(room, event) for event in events]
         self.timeline += [(room, event.sender, event.kind.value) for event in events]
+
+    def remote_farewell(self, room: str, member: str) -> None:
+        self.farewells.append((room, member))
+
+    def remote_handover(self, room: str, member: str) -> None:
+        self.handovers.append((room, member))
 
     def remote_presence(self, room: str, changes: list[PresenceChange]) -> None:
         self.changes += [(room, change) for change in changes]

@@ -108,6 +108,7 @@ class RedisBackplane(Backplane):
             batch_limit=batch_limit,
             dirty_limit=dirty_limit,
         )
+        self.outbox.on_taken = self._on_taken
         self.remote = RemotePresence(
             self.keys, self.liveness, self.outbox.holds, hash_ttl=presence_ttl
         )
@@ -283,6 +284,14 @@ class RedisBackplane(Backplane):
         if not handing_over:
             listener.remote_farewell(room, member)
         elif sender != (self.node_id, self.instance):  # its own: the member is this node's now
+            listener.remote_handover(room, member)
+
+    def _on_taken(self, room: str, member: str) -> None:
+        """A member of this node resumed on another while this node could not hear it say so
+        (its link was down): the same as its hand-over (`_on_request`)."""
+        log.info("room %s: %s resumed on another node meanwhile: let go here", room, member)
+        listener = self.remote.listener
+        if listener is not None:
             listener.remote_handover(room, member)
 
     def _on_node_back(self, data: bytes) -> None:

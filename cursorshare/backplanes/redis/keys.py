@@ -173,6 +173,31 @@ end
 return #KEYS
 """
 
+#: Write this process's entries in the room's presence hash KEYS[1] again, but not over one
+#: that another live process wrote since: its member resumed there while this node's link was
+#: down, and the hand-over message was lost with the link. ARGV[1] is the prefix of node keys,
+#: ARGV[2] this instance, then member, entry, ... Returns the members left to that process.
+REWRITE_OWN = """
+local theirs = {}
+for i = 3, #ARGV, 2 do
+  local current = redis.call('HGET', KEYS[1], ARGV[i])
+  local other = false
+  if current then
+    local ok, entry = pcall(cjson.decode, current)
+    if ok and type(entry) == 'table' and type(entry.node) == 'string'
+        and type(entry.inst) == 'string' and entry.inst ~= ARGV[2] then
+      other = redis.call('GET', ARGV[1] .. entry.node) == entry.inst
+    end
+  end
+  if other then
+    theirs[#theirs + 1] = ARGV[i]
+  else
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
+return theirs
+"""
+
 #: Write each record KEYS[i] again where it is missing (a restarted Redis lost it): ARGV holds
 #: the record's JSON, its scope and its TTL in ms for each key.
 RESTORE_RECORDS = """

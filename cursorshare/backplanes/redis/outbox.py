@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 
 import orjson
 from redis.asyncio import Redis
@@ -21,6 +22,7 @@ from redis.asyncio.client import Pipeline
 from ...hub import JSON
 from .keys import (
     DELETE_IF_CONTAINS,
+    REWRITE_OWN,
     STAMP_ORPHANS,
     Entry,
     KeyLayout,
@@ -71,6 +73,10 @@ class Outbox:
         self._dirty_count = 0
         self._dirty_threshold = dirty_limit
         self._announce = False
+        #: The next entries written check that no other live process wrote them meanwhile.
+        self._checking = False
+        #: Told of a member another process took over while this one could not hear it.
+        self.on_taken: Callable[[str, str], None] | None = None
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -167,6 +173,7 @@ class Outbox:
             self._dirty_count += len(members.keys() - dirty)
             dirty.update(members)
         self._announce = True
+        self._checking = True
         self._idle.clear()
         self._wake.set()
 
@@ -179,6 +186,7 @@ class Outbox:
             self._wake.clear()
             while self._batches or self._dirty:
                 await self._send_some(client)
+            self._checking = False
             if self._announce:
                 pipe = client.pipeline(transaction=False)
                 self._unstamp(pipe)
@@ -194,12 +202,18 @@ class Outbox:
         dirty, self._dirty = self._dirty, {}
         self._dirty_count = 0
         pipe = client.pipeline(transaction=False)
+        checks: list[tuple[str, int]] = []  # (room, index of its REWRITE_OWN's reply)
         for room, members in dirty.items():
             key = self.keys.presence(room)
             local = self._local.get(room, {})
             present = {member: local[member] for member in members if member in local}
             absent = [member for member in members if member not in local]
-            if present:
+            if present and self._checking:
+                checks.append((room, len(pipe)))
+                entries = [value for item in present.items() for value in item]
+                pipe.eval(REWRITE_OWN, 1, key, self.keys.node_prefix, self.instance, *entries)
+                pipe.expire(key, self.presence_ttl)
+            elif present:
                 pipe.hset(key, mapping=present)  # type: ignore[arg-type]
                 pipe.expire(key, self.presence_ttl)
             if absent:
@@ -211,7 +225,7 @@ class Outbox:
         for room, batch in batches:
             pipe.publish(self.keys.channel(room), batch)
         try:
-            await pipe.execute()
+            replies = await pipe.execute()
         except BaseException:
             for room, members in dirty.items():
                 again = self._dirty.setdefault(room, set())
@@ -220,6 +234,21 @@ class Outbox:
             self.dropped += len(batches)
             raise
         self.published += len(batches)
+        for room, index in checks:
+            for member in replies[index]:
+                self._taken(room, text(member) or "")
+
+    def _taken(self, room: str, member: str) -> None:
+        """Another live process wrote ``member``'s entry: it is that process's now (this one
+        no longer writes or removes it), and whoever holds it here lets it go."""
+        local = self._local.get(room, {})
+        if local.pop(member, None) is None:
+            return
+        if not local:
+            del self._local[room]
+        self._forget_grace(room, member)
+        if self.on_taken is not None:
+            self.on_taken(room, member)
 
     async def farewell(self, client: Redis) -> None:
         """On a clean stop: send what is pending, then remove this node's entries, but those
@@ -274,6 +303,9 @@ class Outbox:
                 if member not in dirty:
                     dirty.add(member)
                     self._dirty_count += 1
+                # (its connection is lost: it may have resumed on another node just now,
+                # before the hand-over message arrives)
+                self._checking = True
         if self._dirty:
             self._idle.clear()
             self._wake.set()

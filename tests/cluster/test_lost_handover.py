@@ -1,0 +1,96 @@
+"""A member that resumed on another node while its first node's link was down: the hand-over
+message (pub/sub: at most once) is lost with the link, so the first node learns it from the
+entry the other node wrote.
+
+Red team: the first node, reconnecting, wrote its stale entry (`reconnecting`) over the live
+one, so everyone saw a live member reconnecting; at its grace's end it sent a leave and
+removed the entry, and the member, live on the other node, was missing everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from cursorshare.backplanes.redis import RedisBackplane
+from cursorshare.backplanes.redis.keys import Entry
+from tests.cluster.backplanes import join, settle, state
+from tests.cluster.procs import RedisServer, wait_for
+
+pytestmark = pytest.mark.cluster
+
+
+async def a_member_on(backplane: RedisBackplane, redis_server: RedisServer) -> None:
+    await backplane.join_room("r")
+    backplane.outlive("r", "u1", 60.0, started=True)  # dropped: it may resume anywhere
+    event, now = join("u1")
+    backplane.publish("r", [event], {"u1": now})
+    redis = redis_server.client()
+    try:
+
+        async def written() -> bool:
+            return bool(await redis.hexists(backplane.keys.presence("r"), "u1"))
+
+        await wait_for(written, 15, "u1's entry")
+    finally:
+        await redis.aclose()
+
+
+async def reconnect_all(redis_server: RedisServer, *backplanes: RedisBackplane) -> None:
+    redis = redis_server.client()
+    try:
+        before = [b.stats.outages for b in backplanes]
+        await redis.client_kill_filter(_type="pubsub")  # a brief outage: they reconnect
+
+        def back() -> bool:
+            pairs = zip(backplanes, before, strict=True)
+            return all(b.stats.outages > n and b.state == "up" for b, n in pairs)
+
+        await settle(back, within=15)
+    finally:
+        await redis.aclose()
+
+
+async def test_a_node_back_leaves_a_member_that_resumed_elsewhere_to_its_new_node(
+    make: Callable[..., Any], redis_server: RedisServer
+) -> None:
+    a, got_a = await make("a")
+    b, _ = await make("b")
+    await a_member_on(a, redis_server)
+    # u1 resumed on b while a could not hear b's hand-over: b wrote its entry.
+    live = Entry("b", b.instance, state("u1", 1.0), 60.0).encode()
+    redis = redis_server.client()
+    try:
+        await redis.hset(a.keys.presence("r"), "u1", live)
+        await reconnect_all(redis_server, a)
+        await settle(lambda: got_a.handovers == [("r", "u1")], within=15)
+        assert await redis.hget(a.keys.presence("r"), "u1") == live
+        assert not a.outbox.holds("r", "u1")
+    finally:
+        await redis.aclose()
+
+
+async def test_a_node_back_writes_over_the_entry_of_a_dead_process(
+    make: Callable[..., Any], redis_server: RedisServer
+) -> None:
+    """The check leaves an entry only to a live process: one of a gone process (an earlier
+    life of this node, a node that died) is overwritten, as before."""
+    a, got_a = await make("a")
+    await a_member_on(a, redis_server)
+    dead = Entry("c", "gone", state("u1", 1.0), 60.0).encode()
+    redis = redis_server.client()
+    try:
+        await redis.hset(a.keys.presence("r"), "u1", dead)
+        await reconnect_all(redis_server, a)
+
+        async def rewritten() -> bool:
+            raw = await redis.hget(a.keys.presence("r"), "u1")
+            entry = None if raw is None else Entry.decode(raw)
+            return entry is not None and entry.inst == a.instance
+
+        await wait_for(rewritten, 15, "a's entry written over the dead one")
+        assert got_a.handovers == []
+    finally:
+        await redis.aclose()
