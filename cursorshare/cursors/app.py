@@ -133,6 +133,9 @@ class CursorApp:
             take = self.store.seize if seize else self.store.take
             record = await take(stored, room)  # (a key of another room leaves it as it is)
         except StoreUnavailable as exc:
+            mine = self._by_key.get(stored)  # dropped here: known without the store
+            if mine is not None and mine.session is None and mine.id in self._dropped:
+                return identity.identity_of(identity.record(mine.state, mine.room), room)
             log.warning("resume store unavailable, a fresh identity is given: %s", exc)
             return None
         found = identity.identity_of(record, room)
@@ -254,8 +257,8 @@ class CursorApp:
                     self.resume_grace,
                     member.room,
                 )
-        except StoreUnavailable as exc:
-            log.warning("resume store unavailable, %s cannot resume: %s", member.id, exc)
+        except StoreUnavailable as exc:  # (written once the link is back)
+            log.warning("resume store unavailable, %s resumes here only: %s", member.id, exc)
 
     def _expire(self, member: CursorMember) -> None:
         member.timer = None

@@ -13,8 +13,12 @@ from typing import Any
 
 import pytest
 
+from cursorshare.backplanes.redis.keys import KeyLayout
+from cursorshare.cursors import identity
+from cursorshare.hub import StoreUnavailable
 from tests.cluster.backplanes import join, settle
-from tests.cluster.procs import RedisServer, wait_for
+from tests.cluster.procs import Cluster, Node, RedisServer, wait_for
+from tests.cluster.test_presence import Tab, close_all
 
 pytestmark = pytest.mark.cluster
 
@@ -136,3 +140,81 @@ async def test_a_slot_chosen_while_redis_was_away_is_claimed_once_it_is_back(
         assert claim is not None and claim.decode().split(":")[0] == "5"
     finally:
         await redis.aclose()
+
+
+async def test_a_put_while_the_link_is_down_is_written_once_it_is_back(
+    make: Callable[..., Any], redis_server: RedisServer
+) -> None:
+    """Also over the record this process held (the member's, while its session lived)."""
+    a, _ = await make("a")
+    store = a.shared_store()
+    await store.hold("was-held", RECORD, 60, "r")
+    redis_server.stop()
+    await settle(lambda: a.state == "down")
+    for key in ("was-held", "new"):
+        with pytest.raises(StoreUnavailable):
+            await store.put(key, RECORD, 60, "r")
+    await redis_server.start()
+    await settle(lambda: a.state == "up", within=15)
+    redis = redis_server.client()
+    try:
+
+        async def written() -> bool:
+            fields = [await redis.hgetall(a.keys.kept(key)) for key in ("was-held", "new")]
+            return all(f.get(b"record") and b"node" not in f for f in fields)
+
+        await wait_for(written, 15, "both records written, held by nobody")
+    finally:
+        await redis.aclose()
+    b, _ = await make("b")
+    assert await b.shared_store().take("was-held", "r") == RECORD
+    assert await b.shared_store().take("new", "r") == RECORD
+
+
+async def test_a_member_dropped_while_redis_was_away_resumes_here_and_elsewhere(
+    cluster: Cluster, redis_server: RedisServer
+) -> None:
+    """Red team: a member whose session dropped while Redis was away could never resume,
+    even on its own node, and its old self stayed `reconnecting` beside its new identity."""
+    a, b = await cluster.start_nodes(2)
+    tabs: list[Tab] = []
+    try:
+        watcher = await Tab().open(a.ws_url, "away")
+        ada = await Tab().open(a.ws_url, "away")
+        bob = await Tab("xhr-streaming").open(a.ws_url, "away")
+        tabs += [watcher, ada, bob]
+        for member in (ada, bob):
+            await watcher.knows(member.id)
+        redis_server.stop()
+        await wait_for(lambda: backplane_is(a, "down"), 15, "a's backplane down")
+        for member in (ada, bob):
+            await member.close()
+            await watcher.told(type="presence", id=member.id, status="reconnecting")
+
+        ada_again = await Tab().open(a.ws_url, "away", ada.welcome["resume"])  # Redis away
+        tabs.append(ada_again)
+        assert (ada_again.welcome["resumed"], ada_again.id) == (True, ada.id)
+
+        await redis_server.start()
+        for node in (a, b):
+            await wait_for(lambda node=node: backplane_is(node, "up"), 15, "backplane up")
+        record = KeyLayout().kept(identity.store_key(bob.welcome["resume"]))
+        redis = redis_server.client()
+        try:
+
+            async def written() -> bool:  # (a writes it once it is back)
+                return bool(await redis.hexists(record, "record"))
+
+            await wait_for(written, 15, "bob's record written")
+        finally:
+            await redis.aclose()
+        bob_again = await Tab().open(b.ws_url, "away", bob.welcome["resume"])
+        tabs.append(bob_again)
+        assert (bob_again.welcome["resumed"], bob_again.id) == (True, bob.id)
+        await watcher.told(type="presence", id=bob.id, status="active")
+    finally:
+        await close_all(tabs)
+
+
+async def backplane_is(node: Node, state: str) -> bool:
+    return bool((await node.healthz())["backplane"] == state)

@@ -198,13 +198,16 @@ end
 return theirs
 """
 
-#: Write each record KEYS[i] again where it is missing (a restarted Redis lost it): ARGV holds
-#: the record's JSON, its scope and its TTL in ms for each key.
+#: Write each record KEYS[i] put by this process (ARGV: node, inst) again where it is missing
+#: (a restarted Redis lost it) or this process still holds it (the put failed: the link was
+#: down); ARGV then holds the record's JSON, its scope and its TTL in ms for each key.
 RESTORE_RECORDS = """
 for i = 1, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 0 then
-    redis.call('HSET', KEYS[i], 'record', ARGV[i * 3 - 2], 'scope', ARGV[i * 3 - 1])
-    redis.call('PEXPIRE', KEYS[i], ARGV[i * 3])
+  local v = redis.call('HMGET', KEYS[i], 'node', 'inst')
+  if redis.call('EXISTS', KEYS[i]) == 0 or (v[1] == ARGV[1] and v[2] == ARGV[2]) then
+    redis.call('DEL', KEYS[i])
+    redis.call('HSET', KEYS[i], 'record', ARGV[i * 3], 'scope', ARGV[i * 3 + 1])
+    redis.call('PEXPIRE', KEYS[i], ARGV[i * 3 + 2])
   end
 end
 return #KEYS

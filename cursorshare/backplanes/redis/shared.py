@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import orjson
 from redis.asyncio import Redis
@@ -66,9 +67,9 @@ class RedisTtlStore:
         self.poll = poll
         #: Records this process holds: key -> (record, ttl in seconds, scope).
         self._held: dict[str, tuple[bytes, float, str]] = {}
-        #: Records this process put and nobody took through it: key -> (record, scope, loop
-        #: time it expires), oldest first; written again where a restarted Redis lost them.
-        self._put: OrderedDict[str, tuple[bytes, str, float]] = OrderedDict()
+        #: Records this process put and nobody took through it, oldest first: written again
+        #: where a restarted Redis lost them, and once the link is back where the put failed.
+        self._put: OrderedDict[str, _Put] = OrderedDict()
         #: The run id of the Redis server of the last connection (a new one: it restarted).
         self._redis_run: str | None = None
 
@@ -82,10 +83,16 @@ class RedisTtlStore:
         return max(1, int(ttl * 1000))
 
     async def put(self, key: str, record: JSON, ttl: float, scope: str = "") -> None:
+        """Raises `StoreUnavailable` when the link is down; the record is then written once
+        it is back (unless taken, discarded or ended here meanwhile)."""
         self._held.pop(key, None)
         self._put.pop(key, None)
-        client = self._client()
         raw = orjson.dumps(record)
+        now = asyncio.get_running_loop().time()
+        put = self._put[key] = _Put(raw, scope, now + ttl)
+        while self._put and next(iter(self._put.values())).until <= now:
+            self._put.popitem(last=False)  # (an app puts with one TTL: oldest expire first)
+        client = self._client()
         pipe = client.pipeline(transaction=True)
         name = self.keys.kept(key)
         pipe.delete(name)
@@ -95,10 +102,7 @@ class RedisTtlStore:
             await pipe.execute()
         except LINK_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc
-        now = asyncio.get_running_loop().time()
-        self._put[key] = (raw, scope, now + ttl)
-        while self._put and next(iter(self._put.values()))[2] <= now:
-            self._put.popitem(last=False)  # (an app puts with one TTL: oldest expire first)
+        put.written = True
 
     async def hold(self, key: str, record: JSON, ttl: float, scope: str = "") -> None:
         self._put.pop(key, None)
@@ -207,23 +211,39 @@ class RedisTtlStore:
             await asyncio.sleep(self.keepalive / 2)
 
     async def _restore_after_a_restart(self, client: Redis) -> None:
+        """Write again the records put here that Redis lost (it restarted: a new run id), or
+        that were never written (the link was down)."""
         run = str((await client.info("server")).get("run_id"))
         restarted = self._redis_run not in (None, run)
         self._redis_run = run
         now = asyncio.get_running_loop().time()
-        put = [(key, kept) for key, kept in self._put.items() if kept[2] > now]
-        if not restarted or not put:
-            return
-        for start in range(0, len(put), RENEW_CHUNK):
-            chunk = put[start : start + RENEW_CHUNK]
+        due = [
+            (key, put)
+            for key, put in self._put.items()
+            if put.until > now and (restarted or not put.written)
+        ]
+        for start in range(0, len(due), RENEW_CHUNK):
+            chunk = due[start : start + RENEW_CHUNK]
             names = [self.keys.kept(key) for key, _ in chunk]
-            args = [
-                value
-                for _, (raw, scope, until) in chunk
-                for value in (raw, scope, self._ms(until - now))
-            ]
+            args: list[bytes | str | int] = [self.node_id, self.instance]
+            for _, put in chunk:
+                args += [put.raw, put.scope, self._ms(put.until - now)]
             await client.eval(RESTORE_RECORDS, len(names), *names, *args)
-        log.info("Redis restarted: %d resume records written again", len(put))
+            for _, put in chunk:
+                put.written = True
+        if due:
+            log.info("%d resume records written again (Redis restarted, or was away)", len(due))
+
+
+@dataclass(slots=True)
+class _Put:
+    """A record put by this process: its JSON, scope, the loop time it expires, and whether
+    Redis has it."""
+
+    raw: bytes
+    scope: str
+    until: float
+    written: bool = False
 
 
 def _record(raw: object) -> JSON | None:
