@@ -18,8 +18,9 @@ Keys and channels (``<p>`` is the prefix, ``cursorshare`` by default):
 - ``<p>:slots:<room>``: hash ``member id -> "<slot>:<claimed at, ms>"``, the slots claimed in
   the room (`CLAIM_SLOT`); a claim counts while its member is in the presence hash, or for
   the hold after it was made (its entry is written a tick later).
-- ``<p>:kept:<key>``: a record of the shared `TtlStore`, with its TTL: hash ``record`` (JSON)
-  and, while a process holds it, ``node`` and ``inst`` (`TAKE_RECORD`, `DISCARD_RECORD`).
+- ``<p>:kept:<key>``: a record of the shared `TtlStore`, with its TTL: hash ``record`` (JSON),
+  ``scope`` (a take naming another gets nothing) and, while a process holds it, ``node`` and
+  ``inst`` (`TAKE_RECORD`, `SEIZE_RECORD`, `DISCARD_RECORD`).
 """
 
 from __future__ import annotations

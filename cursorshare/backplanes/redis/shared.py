@@ -121,8 +121,10 @@ class RedisTtlStore:
     def _write_held(self, pipe: Pipeline, key: str, raw: bytes, ttl: float, scope: str) -> None:
         name = self.keys.kept(key)
         pipe.delete(name)
-        held = {"record": raw, "node": self.node_id, "inst": self.instance, "scope": scope}
-        pipe.hset(name, mapping=held)  # type: ignore[arg-type]
+        pipe.hset(
+            name,
+            mapping={"record": raw, "node": self.node_id, "inst": self.instance, "scope": scope},
+        )
         pipe.pexpire(name, self._ms(ttl + self.keepalive))
 
     async def discard(self, key: str) -> None:
