@@ -94,3 +94,60 @@ async def test_a_node_back_writes_over_the_entry_of_a_dead_process(
         assert got_a.handovers == []
     finally:
         await redis.aclose()
+
+
+async def test_a_member_that_just_resumed_here_is_not_let_go(
+    make: Callable[..., Any], redis_server: RedisServer
+) -> None:
+    """Red team: the check must not take "I just took it from another node" for "another node
+    took it from me". A live member's entry is written over the other node's (stale) one."""
+    a, got_a = await make("a")
+    b, _ = await make("b")
+    await a.join_room("r")
+    a.outlive("r", "u1", 60.0)  # resumed here: live, its whole grace
+    event, now = join("u1", 2.0)
+    a.publish("r", [event], {"u1": now})
+    redis = redis_server.client()
+    try:
+
+        async def mine() -> bool:
+            raw = await redis.hget(a.keys.presence("r"), "u1")
+            entry = None if raw is None else Entry.decode(raw)
+            return entry is not None and entry.inst == a.instance and entry.state == now
+
+        await wait_for(mine, 15, "a's entry")
+        # b's stale write lands after it (b had not yet heard a's hand-over), and a's next
+        # write of u1 is one the check once covered: its re-write after a reconnection.
+        stale = Entry("b", b.instance, state("u1", 1.0), 60.0).encode()
+        await redis.hset(a.keys.presence("r"), "u1", stale)
+        await reconnect_all(redis_server, a)
+        await wait_for(mine, 15, "a's entry over b's stale one")
+        assert got_a.handovers == [] and a.outbox.holds("r", "u1")
+    finally:
+        await redis.aclose()
+
+
+async def test_after_a_redis_restart_the_live_member_wins_over_a_dropped_copy(
+    make: Callable[..., Any], redis_server: RedisServer
+) -> None:
+    """Red team: after a restart both nodes write into an empty hash; the node with the
+    member's live session must keep it, the one with a stale dropped copy let it go."""
+    stale_node, got_stale = await make("a", presence_ttl=4)
+    live_node, got_live = await make("b")
+    await a_member_on(stale_node, redis_server)  # dropped there, as the hand-over was lost
+    await live_node.join_room("r")
+    live_node.outlive("r", "u1", 60.0)
+    event, now = join("u1", 3.0)
+    live_node.publish("r", [event], {"u1": now})
+    redis_server.stop()
+    await settle(lambda: stale_node.state == "down" and live_node.state == "down")
+    await redis_server.start()
+    await settle(lambda: got_stale.handovers == [("r", "u1")], within=15)
+    redis = redis_server.client()
+    try:
+        raw = await redis.hget(live_node.keys.presence("r"), "u1")
+        entry = None if raw is None else Entry.decode(raw)
+        assert entry is not None and entry.inst == live_node.instance
+    finally:
+        await redis.aclose()
+    assert got_live.handovers == [] and live_node.outbox.holds("r", "u1")

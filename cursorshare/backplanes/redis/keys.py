@@ -174,10 +174,11 @@ end
 return #KEYS
 """
 
-#: Write this process's entries in the room's presence hash KEYS[1] again, but not over one
-#: that another live process wrote since: its member resumed there while this node's link was
-#: down, and the hand-over message was lost with the link. ARGV[1] is the prefix of node keys,
-#: ARGV[2] this instance, then member, entry, ... Returns the members left to that process.
+#: Write this process's entries of members whose connection is lost in the room's presence
+#: hash KEYS[1], but not over one that another live process wrote: the member resumed there,
+#: and its hand-over message may have been lost (this node's link was down). ARGV[1] is the
+#: prefix of node keys, ARGV[2] this instance, then member, entry, ... Returns the members
+#: left to that process.
 REWRITE_OWN = """
 local theirs = {}
 for i = 3, #ARGV, 2 do

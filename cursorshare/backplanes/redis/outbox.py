@@ -73,8 +73,6 @@ class Outbox:
         self._dirty_count = 0
         self._dirty_threshold = dirty_limit
         self._announce = False
-        #: The next entries written check that no other live process wrote them meanwhile.
-        self._checking = False
         #: Told of a member another process took over while this one could not hear it.
         self.on_taken: Callable[[str, str], None] | None = None
         self._wake = asyncio.Event()
@@ -173,7 +171,6 @@ class Outbox:
             self._dirty_count += len(members.keys() - dirty)
             dirty.update(members)
         self._announce = True
-        self._checking = True
         self._idle.clear()
         self._wake.set()
 
@@ -186,7 +183,6 @@ class Outbox:
             self._wake.clear()
             while self._batches or self._dirty:
                 await self._send_some(client)
-            self._checking = False
             if self._announce:
                 pipe = client.pipeline(transaction=False)
                 self._unstamp(pipe)
@@ -208,13 +204,19 @@ class Outbox:
             local = self._local.get(room, {})
             present = {member: local[member] for member in members if member in local}
             absent = [member for member in members if member not in local]
-            if present and self._checking:
+            # A member whose connection is lost may have resumed on another node, whose
+            # hand-over this node may not have heard (its link was down): its entry is written
+            # only if no other live process wrote it. A live member's entry is written as is
+            # (it may just have resumed here from another node, whose entry it replaces).
+            ends = self._grace_ends.get(room, {})
+            dropped = [value for m, e in present.items() if m in ends for value in (m, e)]
+            live = {member: entry for member, entry in present.items() if member not in ends}
+            if dropped:
                 checks.append((room, len(pipe)))
-                entries = [value for item in present.items() for value in item]
-                pipe.eval(REWRITE_OWN, 1, key, self.keys.node_prefix, self.instance, *entries)
-                pipe.expire(key, self.presence_ttl)
-            elif present:
-                pipe.hset(key, mapping=present)  # type: ignore[arg-type]
+                pipe.eval(REWRITE_OWN, 1, key, self.keys.node_prefix, self.instance, *dropped)
+            if live:
+                pipe.hset(key, mapping=live)  # type: ignore[arg-type]
+            if present:
                 pipe.expire(key, self.presence_ttl)
             if absent:
                 # Only this process's entries: a member that resumed on another node was
@@ -303,9 +305,6 @@ class Outbox:
                 if member not in dirty:
                     dirty.add(member)
                     self._dirty_count += 1
-                # (its connection is lost: it may have resumed on another node just now,
-                # before the hand-over message arrives)
-                self._checking = True
         if self._dirty:
             self._idle.clear()
             self._wake.set()
