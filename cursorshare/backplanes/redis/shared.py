@@ -17,17 +17,17 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from ...hub import JSON, StoreUnavailable
-from .keys import (
-    CLAIM_SLOT,
+from .keys import CLAIM_SLOT, KeyLayout, text
+from .link import LINK_ERRORS, Link
+from .records import (
     DISCARD_RECORD,
+    END_RECORD,
     RENEW_HELD,
     RESTORE_RECORDS,
     SEIZE_RECORD,
     TAKE_RECORD,
-    KeyLayout,
-    text,
+    WRITE_RECORD,
 )
-from .link import LINK_ERRORS, Link
 
 log = logging.getLogger("cursorshare.backplanes.redis")
 
@@ -93,13 +93,10 @@ class RedisTtlStore:
         while self._put and next(iter(self._put.values())).until <= now:
             self._put.popitem(last=False)  # (an app puts with one TTL: oldest expire first)
         client = self._client()
-        pipe = client.pipeline(transaction=True)
         name = self.keys.kept(key)
-        pipe.delete(name)
-        pipe.hset(name, mapping={"record": raw, "scope": scope})
-        pipe.pexpire(name, self._ms(ttl))
+        fields = ("record", raw, "scope", scope)
         try:
-            await pipe.execute()
+            await client.eval(WRITE_RECORD, 1, name, self._ms(ttl), *fields)
         except LINK_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc
         put.written = True
@@ -119,13 +116,9 @@ class RedisTtlStore:
             log.debug("holding a record failed (written again once the link is back): %s", exc)
 
     def _write_held(self, pipe: Pipeline, key: str, raw: bytes, ttl: float, scope: str) -> None:
-        name = self.keys.kept(key)
-        pipe.delete(name)
-        pipe.hset(
-            name,
-            mapping={"record": raw, "node": self.node_id, "inst": self.instance, "scope": scope},
-        )
-        pipe.pexpire(name, self._ms(ttl + self.keepalive))
+        fields = ("record", raw, "node", self.node_id, "inst", self.instance, "scope", scope)
+        ms = self._ms(ttl + self.keepalive)
+        pipe.eval(WRITE_RECORD, 1, self.keys.kept(key), ms, *fields)
 
     async def discard(self, key: str) -> None:
         self._held.pop(key, None)
@@ -139,12 +132,8 @@ class RedisTtlStore:
     async def end(self, key: str) -> JSON | None:
         self._held.pop(key, None)
         self._put.pop(key, None)
-        pipe = self._client().pipeline(transaction=True)
-        name = self.keys.kept(key)
-        pipe.hget(name, "record")
-        pipe.delete(name)
         try:
-            raw, _ = await pipe.execute()
+            raw = await self._client().eval(END_RECORD, 1, self.keys.kept(key))
         except LINK_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc
         return None if raw is None else _record(raw)
