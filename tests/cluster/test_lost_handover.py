@@ -132,7 +132,7 @@ async def test_after_a_redis_restart_the_live_member_wins_over_a_dropped_copy(
 ) -> None:
     """Red team: after a restart both nodes write into an empty hash; the node with the
     member's live session must keep it, the one with a stale dropped copy let it go."""
-    stale_node, got_stale = await make("a", presence_ttl=4)
+    stale_node, got_stale = await make("a")  # (it checks at its reconcile, 3 s after)
     live_node, got_live = await make("b")
     await a_member_on(stale_node, redis_server)  # dropped there, as the hand-over was lost
     await live_node.join_room("r")

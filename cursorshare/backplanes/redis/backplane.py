@@ -318,6 +318,9 @@ class RedisBackplane(Backplane):
                 continue  # just (re)connected: give the other nodes time to come back
             if now >= self._next_reconcile:
                 self._next_reconcile = now + self.reconcile_interval
+                # (also after each reconnection and each node's return: a member dropped here
+                # may have resumed on another node meanwhile, its hand-over unheard)
+                self.outbox.rewrite_dropped()
                 for room in self.remote.rooms():
                     if self.link.subscribed(self.keys.channel(room)):
                         await self.remote.reconcile(client, room)

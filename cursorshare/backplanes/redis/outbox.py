@@ -283,7 +283,7 @@ class Outbox:
         """Keep the hashes of this node's rooms from expiring, and the entries of members whose
         connection is lost current with what is left of their grace (should this node die,
         the others keep them that long)."""
-        self._rewrite_countdowns()
+        self.rewrite_dropped()
         pipe = client.pipeline(transaction=False)
         for room in self._local:
             pipe.expire(self.keys.presence(room), self.presence_ttl)
@@ -292,7 +292,10 @@ class Outbox:
         self._unstamp(pipe)  # (a sweep that read this node dead may have stamped after it)
         await pipe.execute()
 
-    def _rewrite_countdowns(self) -> None:
+    def rewrite_dropped(self) -> None:
+        """Write the entries of members whose connection is lost again, with what is left of
+        their grace, and only where no other live process wrote them (`REWRITE_OWN`: one that
+        resumed elsewhere unheard is let go)."""
         for room, ends in self._grace_ends.items():
             local = self._local.get(room, {})
             for member in ends.keys() & local.keys():
