@@ -168,6 +168,10 @@ async def everyone_sees_everyone_move(apps: list[App], round_: int) -> None:
     # (x from 0.1 to 0.82: an 800x600 view shows the stage from x 0.083 to 0.917)
     for i, mover in enumerate(apps):
         at = await mover.point(0.1 + 0.09 * i, 0.2 + 0.15 * round_, steps=2)
+        # A page may be reconnecting: on a loaded machine a node's Redis link can time out
+        # (2 s), and a request for another node's session then ends it (docs/deploy.md, Redis
+        # goes away); the page resumes, sends its last position again, and keeps its id.
+        await mover.wait_open(30)
         who = await mover.id()
         await asyncio.gather(
             *(app.wait_cursor(who, at, name=mover.name) for app in apps if app is not mover)
