@@ -22,6 +22,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+import psutil
 import pytest
 
 from tests.cluster.peers import Peer, close_all
@@ -213,6 +214,16 @@ async def test_workers_share_one_port_and_every_transport(
         # parent starts it again (same node id, a new process), and it serves too.
         victim = workers.pids()[0]
         os.kill(victim, signal.SIGKILL)
+
+        async def dead() -> bool:
+            # Until the process is gone its listening socket takes its share of new
+            # connections (SO_REUSEPORT), and the kernel resets them when it closes.
+            try:
+                return bool(psutil.Process(victim).status() == psutil.STATUS_ZOMBIE)
+            except psutil.NoSuchProcess:
+                return True
+
+        await wait_for(dead, STARTUP, "worker-1 gone")
         survivors = await room_works(f"{workers.url}/ws", "after")
         await leaves_reach_everyone(survivors)
 
