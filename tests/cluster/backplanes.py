@@ -4,9 +4,10 @@ the hub, and the events and states they carry (opaque to the backplane: ``{"labe
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from cursorshare.hub import JSON, Change, Event, Kind, PresenceChange
-from tests.cluster.procs import wait_for
+from tests.cluster.procs import RedisServer, wait_for
 
 
 class Recorder:
@@ -64,3 +65,24 @@ async def settle(check: Callable[[], bool], within: float = 3.0) -> None:
         return check()
 
     await wait_for(ready, within, "condition")
+
+
+async def graced_member(
+    backplane: Any, redis_server: RedisServer, grace: float, *, started: bool = False
+) -> JSON:
+    """Member u1 of room r on ``backplane`` with a resume ``grace`` (``started``: its
+    connection is lost), once its entry is in Redis; returns its state."""
+    await backplane.join_room("r")
+    backplane.outlive("r", "u1", grace, started=started)
+    event, now = join("u1", 0.4)
+    backplane.publish("r", [event], {"u1": now})
+    redis = redis_server.client()
+    try:
+
+        async def written() -> bool:
+            return bool(await redis.hexists(backplane.keys.presence("r"), "u1"))
+
+        await wait_for(written, 15, "u1's entry")
+    finally:
+        await redis.aclose()
+    return now

@@ -16,26 +16,10 @@ import pytest
 
 from cursorshare.backplanes.redis import RedisBackplane
 from cursorshare.backplanes.redis.keys import Entry
-from tests.cluster.backplanes import join, settle, state
+from tests.cluster.backplanes import graced_member, join, settle, state
 from tests.cluster.procs import RedisServer, wait_for
 
 pytestmark = pytest.mark.cluster
-
-
-async def a_member_on(backplane: RedisBackplane, redis_server: RedisServer) -> None:
-    await backplane.join_room("r")
-    backplane.outlive("r", "u1", 60.0, started=True)  # dropped: it may resume anywhere
-    event, now = join("u1")
-    backplane.publish("r", [event], {"u1": now})
-    redis = redis_server.client()
-    try:
-
-        async def written() -> bool:
-            return bool(await redis.hexists(backplane.keys.presence("r"), "u1"))
-
-        await wait_for(written, 15, "u1's entry")
-    finally:
-        await redis.aclose()
 
 
 async def reconnect_all(redis_server: RedisServer, *backplanes: RedisBackplane) -> None:
@@ -58,7 +42,7 @@ async def test_a_node_back_leaves_a_member_that_resumed_elsewhere_to_its_new_nod
 ) -> None:
     a, got_a = await make("a")
     b, _ = await make("b")
-    await a_member_on(a, redis_server)
+    await graced_member(a, redis_server, 60.0, started=True)
     # u1 resumed on b while a could not hear b's hand-over: b wrote its entry.
     live = Entry("b", b.instance, state("u1", 1.0), 60.0).encode()
     redis = redis_server.client()
@@ -78,7 +62,7 @@ async def test_a_node_back_writes_over_the_entry_of_a_dead_process(
     """The check leaves an entry only to a live process: one of a gone process (an earlier
     life of this node, a node that died) is overwritten, as before."""
     a, got_a = await make("a")
-    await a_member_on(a, redis_server)
+    await graced_member(a, redis_server, 60.0, started=True)
     dead = Entry("c", "gone", state("u1", 1.0), 60.0).encode()
     redis = redis_server.client()
     try:
@@ -134,7 +118,9 @@ async def test_after_a_redis_restart_the_live_member_wins_over_a_dropped_copy(
     member's live session must keep it, the one with a stale dropped copy let it go."""
     stale_node, got_stale = await make("a")  # (it checks at its reconcile, 3 s after)
     live_node, got_live = await make("b")
-    await a_member_on(stale_node, redis_server)  # dropped there, as the hand-over was lost
+    await graced_member(
+        stale_node, redis_server, 60.0, started=True
+    )  # dropped there, as the hand-over was lost
     await live_node.join_room("r")
     live_node.outlive("r", "u1", 60.0)
     event, now = join("u1", 3.0)

@@ -14,29 +14,12 @@ import pytest
 
 from cursorshare.backplanes.redis import RedisBackplane
 from cursorshare.backplanes.redis.keys import Entry
-from tests.cluster.backplanes import join
+from tests.cluster.backplanes import graced_member
 from tests.cluster.procs import RedisServer, wait_for
 
 pytestmark = pytest.mark.cluster
 
 GRACE = 60.0
-
-
-async def graced_member(backplane: RedisBackplane, redis_server: RedisServer) -> None:
-    """Member u1 of room r on ``backplane``, with a resume grace, its entry in Redis."""
-    await backplane.join_room("r")
-    backplane.outlive("r", "u1", GRACE)
-    event, now = join("u1", 0.4)
-    backplane.publish("r", [event], {"u1": now})
-    redis = redis_server.client()
-    try:
-
-        async def written() -> bool:
-            return bool(await redis.hexists(backplane.keys.presence("r"), "u1"))
-
-        await wait_for(written, 15, "u1's entry")
-    finally:
-        await redis.aclose()
 
 
 async def stamp_and_wait_until_gone(
@@ -73,7 +56,7 @@ async def test_a_node_back_from_a_stall_removes_its_members_stamps(
     make: Callable[..., Any], redis_server: RedisServer
 ) -> None:
     a, _ = await make("a")
-    await graced_member(a, redis_server)
+    await graced_member(a, redis_server, GRACE)
     await stamp_and_wait_until_gone(a, redis_server, stalled=True)
     await still_listed_after_a_clean_stop(a, make)
 
@@ -84,7 +67,7 @@ async def test_a_stamp_made_after_the_node_came_back_goes_at_the_next_refresh(
     """A sweep that read the node as dead may stamp after the node re-wrote its presence: the
     periodic refresh (every presence TTL / 4) removes that stamp too."""
     a, _ = await make("a", presence_ttl=4)
-    await graced_member(a, redis_server)
+    await graced_member(a, redis_server, GRACE)
     await stamp_and_wait_until_gone(a, redis_server, stalled=False)
     await still_listed_after_a_clean_stop(a, make)
 
@@ -105,7 +88,7 @@ async def test_a_member_whose_grace_ran_out_before_a_clean_stop_is_not_kept(
     kept it `reconnecting` for 8 s more, while its key gave nothing back. The stop now stamps
     what is left of a started grace; here nothing is, so the member goes with the node."""
     a, _ = await make("a")
-    await graced_member(a, redis_server)
+    await graced_member(a, redis_server, GRACE)
     dropped_at = await redis_ms(redis_server)
     a.outlive("r", "u1", 1.0, started=True)  # its connection lost: one second left
 
@@ -124,7 +107,7 @@ async def test_a_started_grace_is_written_as_what_is_left_of_it(
     """Should the node die, the others stamp now + the entry's grace: the entries of members
     whose grace runs are re-written at each refresh with what is left of it."""
     a, _ = await make("a", presence_ttl=4)
-    await graced_member(a, redis_server)
+    await graced_member(a, redis_server, GRACE)
     a.outlive("r", "u1", GRACE, started=True)
     redis = redis_server.client()
     try:
